@@ -1,0 +1,178 @@
+"""Accounts, sites and enforcement state: the tree as the caller may see it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import strawberry
+
+from gql.ids import from_global_id, pk_of, to_global_id
+from gql.node import Node
+from gql.permissions import CanReadAccount, IsFullSession, IsManagerHere
+from gql.users import Role, UserNode
+from models.errors import NOT_FOUND, MandateError, bad_input
+from models.reach import AccountRow, AccountView, subtree
+from models.tables import Site
+
+if TYPE_CHECKING:
+    from gql.audit import AuditEventConnection
+    from gql.enforcement import ComplianceNode
+
+
+def not_found() -> MandateError:
+    return MandateError(NOT_FOUND, "No such object, or you cannot see it.")
+
+
+@strawberry.type(name="Site")
+class SiteNode(Node):
+    name: str
+    account_view: strawberry.Private[AccountView]
+
+    @classmethod
+    def of(cls, row: dict, account_view: AccountView) -> SiteNode:
+        return cls(id=to_global_id("Site", row["id"]), name=row["name"], account_view=account_view)
+
+    @strawberry.field
+    def account(self) -> AccountNode:
+        return AccountNode.of(self.account_view)
+
+
+@strawberry.type(name="Enforcement")
+class EnforcementNode:
+    enforced: bool = strawberry.field(description="Effective: set here or on an ancestor.")
+    enforced_here: bool = strawberry.field(description="Set on this account itself.")
+    changed_at: Optional[datetime] = strawberry.field(description="When this account's own switch last changed.")
+    view: strawberry.Private[AccountView]
+
+    @strawberry.field(description="The nearest account, this one or an ancestor, whose switch is on.")
+    async def source(self, info: strawberry.Info) -> Optional[AccountNode]:
+        source = self.view.source
+        if source is None:
+            return None
+        if source.id == self.view.row.id:
+            return AccountNode.of(self.view)
+        seen = await info.context.account_views.load(source.id)
+        if seen is None or not seen.readable:  # shown by id and name only
+            seen = AccountView(source, None, None, source)
+        return AccountNode.of(seen)
+
+    @strawberry.field(description="Who last changed this account's own switch.")
+    async def changed_by(self, info: strawberry.Info) -> Optional[UserNode]:
+        user_id = self.view.row.changed_by_id
+        user = await info.context.users.load(user_id) if user_id is not None else None
+        return UserNode.of(user) if user is not None else None
+
+
+@strawberry.type(name="Account")
+class AccountNode(Node):
+    name: str
+    view: strawberry.Private[AccountView]
+
+    @classmethod
+    def of(cls, view: AccountView) -> AccountNode:
+        return cls(id=to_global_id("Account", view.row.id), name=view.row.name, view=view)
+
+    @strawberry.field(permission_classes=[CanReadAccount])
+    async def parent(self, info: strawberry.Info) -> Optional[AccountNode]:
+        parent_id = self.view.row.parent_id
+        if parent_id is None or self.view.role is None:
+            return None
+        parent = await info.context.account_views.load(parent_id)
+        return AccountNode.of(parent) if parent is not None and parent.readable else None
+
+    @strawberry.field(permission_classes=[CanReadAccount])
+    async def children(self, info: strawberry.Info) -> list[AccountNode]:
+        if self.view.role is None:  # a site-only member sees no children
+            return []
+        viewer = await info.context.viewer()
+        rows: list[AccountRow] = await info.context.children.load(self.view.row.id)
+        return [AccountNode.of(self.view.below(row, viewer.direct_role(row.id))) for row in rows]
+
+    @strawberry.field(
+        permission_classes=[CanReadAccount],
+        description="The whole subtree below, flat, parents before children: one request builds a tree.",
+    )
+    async def descendants(self, info: strawberry.Info) -> list[AccountNode]:
+        if self.view.role is None:
+            return []
+        viewer = await info.context.viewer()
+        views = {self.view.row.id: self.view}
+        result = []
+        for _depth, row in await subtree(self.view.row.id):
+            view = views[row.parent_id].below(row, viewer.direct_role(row.id))
+            views[row.id] = view
+            result.append(AccountNode.of(view))
+        return result
+
+    @strawberry.field(permission_classes=[CanReadAccount])
+    async def sites(self, info: strawberry.Info) -> list[SiteNode]:
+        rows = await info.context.sites.load(self.view.row.id)
+        own = self.view.own_site_ids
+        return [SiteNode.of(row, self.view) for row in rows if own is None or row["id"] in own]
+
+    @strawberry.field(description="The caller's effective role here, if any.")
+    def viewer_role(self) -> Optional[Role]:
+        return self.view.role
+
+    @strawberry.field(permission_classes=[CanReadAccount])
+    def two_factor_enforcement(self) -> EnforcementNode:
+        row = self.view.row
+        return EnforcementNode(
+            enforced=self.view.enforced, enforced_here=row.enforced, changed_at=row.changed_at, view=self.view
+        )
+
+    @strawberry.field(permission_classes=[CanReadAccount, IsManagerHere])
+    async def two_factor_compliance(self) -> Annotated["ComplianceNode", strawberry.lazy("gql.enforcement")]:
+        from gql.enforcement import ComplianceNode
+
+        return await ComplianceNode.of(self.view.row.id)
+
+    @strawberry.field(
+        permission_classes=[CanReadAccount, IsManagerHere],
+        description="This account's audit log, newest first.",
+    )
+    async def audit_events(
+        self, first: int = 50, after: Optional[str] = None
+    ) -> Annotated["AuditEventConnection", strawberry.lazy("gql.audit")]:
+        from gql.audit import AuditEventConnection
+
+        return await AuditEventConnection.page(self.view.row.id, first, after)
+
+
+async def reachable_account(info: strawberry.Info, account_id: int) -> AccountView:
+    view = await (await info.context.viewer()).view(account_id)
+    if view is None:
+        raise not_found()
+    return view
+
+
+@strawberry.type
+class AccountQueries:
+    @strawberry.field(permission_classes=[IsFullSession], description="The tops of the trees the caller can reach.")
+    async def accounts(self, info: strawberry.Info) -> list[AccountNode]:
+        return [AccountNode.of(view) for view in await (await info.context.viewer()).tops()]
+
+    @strawberry.field(permission_classes=[IsFullSession])
+    async def account(self, info: strawberry.Info, id: strawberry.ID) -> Optional[AccountNode]:
+        return AccountNode.of(await reachable_account(info, pk_of(id, "Account", "id")))
+
+    @strawberry.field(permission_classes=[IsFullSession])
+    async def node(self, info: strawberry.Info, id: strawberry.ID) -> Optional[Node]:
+        type_name, pk = from_global_id(id)
+        if type_name == "Account":
+            return AccountNode.of(await reachable_account(info, pk))
+        if type_name == "Site":
+            site = await Site.filter(id=pk).values("id", "name", "account_id")
+            if not site:
+                raise not_found()
+            view = await (await info.context.viewer()).view(site[0]["account_id"])
+            if view is None or (view.own_site_ids is not None and pk not in view.own_site_ids):
+                raise not_found()
+            return SiteNode.of(site[0], view)
+        if type_name == "User":
+            session = await info.context.require_session()
+            if pk != session.user_id:
+                raise not_found()
+            return UserNode.of(session.user)
+        raise bad_input("That is not a valid id.", "id")

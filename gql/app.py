@@ -1,0 +1,118 @@
+"""The ASGI app: POST /graphql (JSON only), the playground on GET, /healthz."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from tortoise.contrib.starlette import RegisterTortoise
+
+from gql.context import Context
+from gql.errors import format_error
+from gql.playground import PLAYGROUND_HTML
+from gql.schema import build_schema
+from mandate.config import get_settings
+from mandate.db import tortoise_config
+from models.errors import BAD_REQUEST
+from models.sql import fetch
+
+log = logging.getLogger("mandate.http")
+
+
+def _json(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+def _refusal(status: int, message: str, headers: dict | None = None) -> Response:
+    return _json({"errors": [{"message": message, "extensions": {"code": BAD_REQUEST}}]}, status, headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is over the limit (read no further than that)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(*, database_url: str | None = None, manage_database: bool = True) -> Starlette:
+    settings = get_settings()
+    schema = build_schema(introspection=settings.introspection)
+
+    async def graphql(request: Request) -> Response:
+        if request.method == "GET":
+            if settings.playground and "text/html" in request.headers.get("accept", ""):
+                return HTMLResponse(PLAYGROUND_HTML)
+            return _refusal(
+                405, "Send operations by POST with Content-Type: application/json.", {"Allow": "POST"}
+            )
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            return _refusal(415, "Only Content-Type: application/json is accepted.")
+        body = await _read_body(request, settings.max_body_bytes)
+        if body is None:
+            return _refusal(413, f"The request body is over {settings.max_body_bytes} bytes.")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _refusal(400, "The body is not valid JSON.")
+        if isinstance(payload, list):
+            return _refusal(400, "Batched requests are not accepted: send one operation per request.")
+        if not isinstance(payload, dict):
+            return _refusal(400, "The body must be a JSON object with a 'query'.")
+        query, variables, operation_name = (
+            payload.get("query"), payload.get("variables"), payload.get("operationName")
+        )
+        if not isinstance(query, str) or not query.strip():
+            return _refusal(400, "'query' must be a non-empty string.")
+        if variables is not None and not isinstance(variables, dict):
+            return _refusal(400, "'variables' must be an object.")
+        if operation_name is not None and not isinstance(operation_name, str):
+            return _refusal(400, "'operationName' must be a string.")
+
+        result = await schema.execute(
+            query,
+            variable_values=variables,
+            context_value=Context(request),
+            operation_name=operation_name,
+        )
+        response: dict = {}
+        if result.errors:
+            response["errors"] = [format_error(error) for error in result.errors]
+        response["data"] = result.data
+        return _json(response)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await fetch("SELECT 1 AS ok")
+        except Exception:  # noqa: BLE001 - any failure means the database does not answer
+            log.exception("health check failed")
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        if not manage_database:
+            yield
+            return
+        async with RegisterTortoise(app, config=tortoise_config(database_url)):
+            yield
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

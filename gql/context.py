@@ -1,0 +1,77 @@
+"""Per-request state: the caller's session, their reach, and the DataLoaders."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from starlette.requests import Request
+from strawberry.dataloader import DataLoader
+
+from gql import loaders
+from models.errors import UNAUTHENTICATED, MandateError
+from models.reach import Viewer
+from models.sessions import Access, access_of, authenticate
+from models.tables import Session
+
+
+class Context:
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.client_address = request.client.host if request.client else None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        self.token = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        self.has_bad_header = bool(header) and self.token is None
+        self._session: Session | None = None
+        self._session_loaded = False
+        self._access: Access | None = None
+        self._viewer: Viewer | None = None
+
+    async def session(self) -> Session | None:
+        """The caller's live session; None without a token; UNAUTHENTICATED for a dead one."""
+        if not self._session_loaded:
+            self._session = await authenticate(self.token) if self.token else None
+            self._session_loaded = True
+        if self._session is None and (self.token or self.has_bad_header):
+            raise MandateError(UNAUTHENTICATED, "That session token is unknown, expired or revoked.")
+        return self._session
+
+    async def require_session(self) -> Session:
+        session = await self.session()
+        if session is None:
+            raise MandateError(UNAUTHENTICATED)
+        return session
+
+    async def access(self) -> Access:
+        if self._access is None:
+            self._access = await access_of(await self.session())
+        return self._access
+
+    async def viewer(self) -> Viewer:
+        if self._viewer is None:
+            self._viewer = await Viewer.load((await self.require_session()).user_id)
+        return self._viewer
+
+    @cached_property
+    def children(self) -> DataLoader:
+        return DataLoader(loaders.load_children)
+
+    @cached_property
+    def sites(self) -> DataLoader:
+        return DataLoader(loaders.load_sites)
+
+    @cached_property
+    def users(self) -> DataLoader:
+        return DataLoader(loaders.load_users)
+
+    @cached_property
+    def bound_to_two_factor(self) -> DataLoader:
+        return DataLoader(loaders.load_bound_to_two_factor)
+
+    @cached_property
+    def account_views(self) -> DataLoader:
+        async def load(ids: list[int]):
+            views = await (await self.viewer()).views(list(ids))
+            return [views.get(i) for i in ids]
+
+        return DataLoader(load)

@@ -1,0 +1,65 @@
+"""The root types and the schema, with the limits every document is validated against."""
+
+from __future__ import annotations
+
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from gql.accounts import AccountNode, AccountQueries, SiteNode
+from gql.auth import AuthMutations, AuthQueries
+from gql.enforcement import EnforcementMutations
+from gql.errors import is_expected
+from gql.totp import TotpMutations
+from gql.users import UserNode
+from gql.validation import OneAttemptPerDocument
+
+log = logging.getLogger("mandate.graphql")
+
+# A three-level tree with sites and enforcement sources is depth 8; GraphiQL's introspection
+# query is depth 13.
+MAX_DEPTH = 15
+MAX_ALIASES = 30
+MAX_TOKENS = 5000
+
+Query = merge_types("Query", (AuthQueries, AccountQueries))
+Mutation = merge_types("Mutation", (AuthMutations, TotpMutations, EnforcementMutations))
+
+
+class MandateSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        # Expected errors are answers, not incidents; only the unexpected are logged, with a trace.
+        for error in errors:
+            if not is_expected(error):
+                log.error("unexpected error in %s", error.path, exc_info=error.original_error or error)
+
+
+def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    extensions = [
+        lambda: ParserCache(maxsize=256),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: AddValidationRules([OneAttemptPerDocument]),
+        lambda: ValidationCache(maxsize=256),
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    return MandateSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[AccountNode, SiteNode, UserNode],
+        extensions=extensions,
+    )

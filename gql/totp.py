@@ -1,0 +1,61 @@
+"""Enrolling, confirming, disabling TOTP, and recovery codes."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+
+from gql.permissions import IsFullSession, MayEnrol
+from gql.users import UserNode
+from models import totp
+
+
+@strawberry.type
+class TotpEnrolment:
+    secret: str = strawberry.field(description="base32, for typing into an app")
+    otpauth_uri: str = strawberry.field(description="otpauth://totp/...")
+    qr_code_svg: str = strawberry.field(description="the URI as an SVG QR code")
+
+
+@strawberry.type
+class TotpConfirmation:
+    recovery_codes: list[str] = strawberry.field(description="shown once, never again")
+    token: Optional[str] = strawberry.field(
+        description="a new full-session token when the old one was enrolment-only"
+    )
+    user: UserNode
+
+
+@strawberry.type
+class TotpMutations:
+    @strawberry.mutation(permission_classes=[MayEnrol], description="Starts (or restarts) enrolment.")
+    async def enrol_totp(self, info: strawberry.Info) -> TotpEnrolment:
+        session = await info.context.require_session()
+        enrolment = await totp.start_enrolment(session.user, info.context.client_address)
+        return TotpEnrolment(
+            secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_code_svg=enrolment.qr_code_svg
+        )
+
+    @strawberry.mutation(
+        permission_classes=[MayEnrol],
+        description="Proves the app works; 2FA is on from here, and the calling session counts as having passed it.",
+    )
+    async def confirm_totp(self, info: strawberry.Info, code: str) -> TotpConfirmation:
+        session = await info.context.require_session()
+        done = await totp.confirm_enrolment(session, code, info.context.client_address)
+        return TotpConfirmation(
+            recovery_codes=done.recovery_codes,
+            token=done.new_token.token if done.new_token else None,
+            user=UserNode.of(done.user),
+        )
+
+    @strawberry.mutation(permission_classes=[IsFullSession])
+    async def disable_totp(self, info: strawberry.Info, code: str) -> UserNode:
+        session = await info.context.require_session()
+        return UserNode.of(await totp.disable(session, code, info.context.client_address))
+
+    @strawberry.mutation(permission_classes=[IsFullSession])
+    async def regenerate_recovery_codes(self, info: strawberry.Info, code: str) -> list[str]:
+        session = await info.context.require_session()
+        return await totp.regenerate_recovery_codes(session, code, info.context.client_address)

@@ -1,0 +1,73 @@
+"""The User type and Membership."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from gql.ids import to_global_id
+from gql.node import Node
+from gql.permissions import CanSeeTwoFactorStatus, IsFullSession, IsSelf
+from models.tables import Role as RoleModel
+from models.tables import User
+from models.totp import recovery_codes_remaining
+
+if TYPE_CHECKING:
+    from gql.accounts import AccountNode
+
+Role = strawberry.enum(RoleModel, name="Role")
+
+
+@strawberry.type(name="Membership")
+class MembershipNode:
+    account: Annotated["AccountNode", strawberry.lazy("gql.accounts")]
+    role: Role
+
+
+@strawberry.type(name="User")
+class UserNode(Node):
+    email: str
+    name: str
+    pk: strawberry.Private[int]
+    enabled: strawberry.Private[bool]
+    # Reached through an account the caller manages (compliance, audit, reset): 2FA state shows.
+    seen_by_manager: strawberry.Private[bool]
+
+    @classmethod
+    def of(cls, user: User, *, seen_by_manager: bool = False) -> UserNode:
+        return cls(
+            id=to_global_id("User", user.id),
+            email=user.email,
+            name=user.name,
+            pk=user.id,
+            enabled=user.two_factor_enabled,
+            seen_by_manager=seen_by_manager,
+        )
+
+    @strawberry.field(permission_classes=[CanSeeTwoFactorStatus])
+    def two_factor_enabled(self) -> bool:
+        return self.enabled
+
+    @strawberry.field(
+        permission_classes=[CanSeeTwoFactorStatus],
+        description="Some account the user can reach is enforced.",
+    )
+    async def two_factor_required(self, info: strawberry.Info) -> bool:
+        return await info.context.bound_to_two_factor.load(self.pk)
+
+    @strawberry.field(permission_classes=[IsFullSession, IsSelf])
+    async def recovery_codes_remaining(self) -> int:
+        return await recovery_codes_remaining(self.pk)
+
+    @strawberry.field(permission_classes=[IsFullSession, IsSelf])
+    async def memberships(self, info: strawberry.Info) -> list[MembershipNode]:
+        from gql.accounts import AccountNode
+
+        viewer = await info.context.viewer()
+        views = await viewer.views(sorted(viewer.roles))
+        return [
+            MembershipNode(account=AccountNode.of(views[aid]), role=role)
+            for aid, role in sorted(viewer.roles.items(), key=lambda item: (views[item[0]].row.name, item[0]))
+            if aid in views
+        ]

@@ -1,0 +1,1 @@
+"""Mandate: two-factor enforcement for account trees."""

@@ -1,0 +1,61 @@
+"""Database set-up: the tortoise config, start and stop, migrations."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from mandate.config import get_settings
+
+MODEL_MODULES = ["models.tables"]
+
+
+def tortoise_config(database_url: str | None = None) -> dict:
+    return {
+        "connections": {"default": database_url or get_settings().database_url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "models.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+class _LazyConfig(dict):
+    """For the `tortoise` command (pyproject's [tool.tortoise]): read DATABASE_URL when asked."""
+
+    def __init__(self) -> None:
+        super().__init__(tortoise_config())
+
+
+TORTOISE_ORM = _LazyConfig()
+
+
+async def migrate(database_url: str | None = None) -> None:
+    """Apply pending migrations, then leave tortoise closed."""
+    await tortoise_migrate(config=tortoise_config(database_url))
+    await Tortoise.close_connections()
+
+
+async def init(database_url: str | None = None) -> None:
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def close() -> None:
+    await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def connected(database_url: str | None = None) -> AsyncIterator[None]:
+    await init(database_url)
+    try:
+        yield
+    finally:
+        await close()

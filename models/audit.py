@@ -1,0 +1,35 @@
+"""The audit log: append-only rows of who did what to whom, when, from where."""
+
+from __future__ import annotations
+
+from models import clock
+from models.tables import AuditEvent
+
+ENFORCEMENT_ON = "ENFORCEMENT_ON"
+ENFORCEMENT_OFF = "ENFORCEMENT_OFF"
+TOTP_ENROLMENT_STARTED = "TOTP_ENROLMENT_STARTED"
+TOTP_CONFIRMED = "TOTP_CONFIRMED"
+TOTP_DISABLED = "TOTP_DISABLED"
+TWO_FACTOR_RESET = "TWO_FACTOR_RESET"
+RECOVERY_CODE_USED = "RECOVERY_CODE_USED"
+RECOVERY_CODES_REGENERATED = "RECOVERY_CODES_REGENERATED"
+SECOND_FACTOR_FAILED = "SECOND_FACTOR_FAILED"
+SECOND_FACTOR_THROTTLED = "SECOND_FACTOR_THROTTLED"
+
+
+async def record(
+    action: str,
+    *,
+    actor_id: int | None = None,
+    subject_id: int | None = None,
+    account_id: int | None = None,
+    client_address: str | None = None,
+) -> None:
+    await AuditEvent.create(
+        at=clock.now(),
+        action=action,
+        actor_id=actor_id,
+        subject_id=subject_id,
+        account_id=account_id,
+        client_address=client_address,
+    )

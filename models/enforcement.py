@@ -1,0 +1,192 @@
+"""The heart of Mandate: who must use 2FA, switching enforcement, compliance and resets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tortoise.transactions import in_transaction
+
+from models import audit, clock, sessions, throttle
+from models.errors import FORBIDDEN, NOT_FOUND, TWO_FACTOR_SETUP_REQUIRED, MandateError
+from models.reach import Viewer
+from models.sql import fetch, in_list
+from models.tables import Account, RecoveryCode, Role, User
+
+# Users an account's enforcement binds: a role on it, an ancestor or a descendant, and the
+# site members of its subtree's sites. Takes the account id twice.
+_BOUND_USERS_CTE = """
+    sub(id) AS (
+        SELECT id FROM accounts WHERE id = ?
+        UNION ALL
+        SELECT a.id FROM accounts a JOIN sub ON a.parent_id = sub.id
+    ),
+    anc(id, parent_id) AS (
+        SELECT id, parent_id FROM accounts WHERE id = ?
+        UNION ALL
+        SELECT a.id, a.parent_id FROM accounts a JOIN anc ON a.id = anc.parent_id
+    ),
+    bound(user_id) AS (
+        SELECT m.user_id FROM memberships m
+        WHERE m.account_id IN (SELECT id FROM sub) OR m.account_id IN (SELECT id FROM anc)
+        UNION
+        SELECT sm.user_id FROM site_memberships sm JOIN sites s ON s.id = sm.site_id
+        WHERE s.account_id IN (SELECT id FROM sub)
+    )
+"""
+
+
+async def users_bound_to_two_factor(user_ids: list[int]) -> set[int]:
+    """Of these users, those who must use 2FA: some account they reach is enforced.
+
+    An account a user reaches is enforced when an enforced account lies on its path to the root
+    (walk up from what they reach), or, for a role, anywhere in the subtree below it (walk up
+    from the enforced accounts). One statement, whatever the size of the trees.
+    """
+    if not user_ids:
+        return set()
+    ids = in_list(user_ids)
+    rows = await fetch(
+        f"""
+        WITH RECURSIVE
+        reached(user_id, id) AS (
+            SELECT user_id, account_id FROM memberships WHERE user_id IN ({ids})
+            UNION
+            SELECT sm.user_id, s.account_id FROM site_memberships sm JOIN sites s ON s.id = sm.site_id
+            WHERE sm.user_id IN ({ids})
+            UNION
+            SELECT reached.user_id, a.parent_id FROM accounts a JOIN reached ON a.id = reached.id
+            WHERE a.parent_id IS NOT NULL
+        ),
+        above_enforced(id) AS (
+            SELECT id FROM accounts WHERE enforced
+            UNION
+            SELECT a.parent_id FROM accounts a JOIN above_enforced e ON a.id = e.id
+            WHERE a.parent_id IS NOT NULL
+        )
+        SELECT reached.user_id FROM reached JOIN accounts a ON a.id = reached.id WHERE a.enforced
+        UNION
+        SELECT m.user_id FROM memberships m JOIN above_enforced e ON e.id = m.account_id
+        WHERE m.user_id IN ({ids})
+        """,
+        [*user_ids, *user_ids, *user_ids],
+    )
+    return {row["user_id"] for row in rows}
+
+
+async def must_use_two_factor(user_id: int) -> bool:
+    return user_id in await users_bound_to_two_factor([user_id])
+
+
+def require_manager(view) -> None:
+    if view is None or not view.is_manager:
+        raise MandateError(FORBIDDEN, "You do not manage that account.")
+
+
+def require_own_two_factor(user: User, session) -> None:
+    """Managers act on others' security only from a login secured by a second factor."""
+    if not user.two_factor_enabled or not session.two_factor_passed:
+        raise MandateError(TWO_FACTOR_SETUP_REQUIRED)
+
+
+async def set_enforcement(
+    account_id: int, enforced: bool, actor: User, client_address: str | None
+) -> None:
+    """Switch this account's own enforcement: one row and one audit event, whatever the tree."""
+    async with in_transaction():
+        changed = await Account.filter(id=account_id).exclude(enforced=enforced).update(
+            enforced=enforced,
+            enforcement_changed_at=clock.now(),
+            enforcement_changed_by_id=actor.id,
+        )
+        if changed:
+            await audit.record(
+                audit.ENFORCEMENT_ON if enforced else audit.ENFORCEMENT_OFF,
+                actor_id=actor.id,
+                account_id=account_id,
+                client_address=client_address,
+            )
+
+
+@dataclass(frozen=True)
+class BoundUser:
+    id: int
+    email: str
+    name: str
+    enrolled: bool
+
+
+async def bound_users(account_id: int) -> list[BoundUser]:
+    rows = await fetch(
+        f"""
+        WITH RECURSIVE {_BOUND_USERS_CTE}
+        SELECT u.id, u.email, u.name, u.totp_secret IS NOT NULL AS enrolled
+        FROM users u JOIN bound ON bound.user_id = u.id
+        ORDER BY u.email
+        """,
+        [account_id, account_id],
+    )
+    return [BoundUser(r["id"], r["email"], r["name"], bool(r["enrolled"])) for r in rows]
+
+
+async def audit_events(account_id: int, first: int, before_id: int | None) -> list[dict]:
+    """This account's log, newest first: its subtree's switches and events of users it binds."""
+    rows = await fetch(
+        f"""
+        WITH RECURSIVE {_BOUND_USERS_CTE}
+        SELECT e.id, e.at, e.action, e.actor_id, e.subject_id, e.client_address
+        FROM audit_events e
+        WHERE (e.account_id IN (SELECT id FROM sub) OR e.subject_id IN (SELECT user_id FROM bound))
+          AND e.id < ?
+        ORDER BY e.id DESC
+        LIMIT ?
+        """,
+        [account_id, account_id, before_id if before_id is not None else 2**62, first + 1],
+    )
+    return rows
+
+
+async def manages_everything_reached_by(manager: Viewer, user_id: int) -> bool:
+    """True when every account the user reaches lies in trees this manager manages."""
+    target = await Viewer.load(user_id)
+    reached = sorted(set(target.roles) | set(target.site_accounts))
+    if not reached:
+        return False
+    views = await manager.views(reached)
+    return all(view.is_manager for view in views.values()) and len(views) == len(reached)
+
+
+async def reset_member_two_factor(
+    manager: Viewer, account_id: int, user_id: int, client_address: str | None
+) -> User:
+    """Remove a member's TOTP and recovery codes and end their sessions."""
+    user = await User.get_or_none(id=user_id)
+    if user is None or user_id not in {u.id for u in await bound_users(account_id)}:
+        raise MandateError(NOT_FOUND, "No such member on that account.")
+    if not await manages_everything_reached_by(manager, user_id):
+        raise MandateError(
+            FORBIDDEN, "That user also reaches accounts you do not manage: ask their managers."
+        )
+    async with in_transaction():
+        await User.filter(id=user_id).update(totp_secret=None, totp_pending_secret=None, totp_last_step=0)
+        await RecoveryCode.filter(user_id=user_id).delete()
+        await sessions.end_all(user_id)
+        await throttle.reset(throttle.second_factor_key(user_id))
+        await audit.record(
+            audit.TWO_FACTOR_RESET,
+            actor_id=manager.user_id,
+            subject_id=user_id,
+            account_id=account_id,
+            client_address=client_address,
+        )
+    await user.refresh_from_db()
+    return user
+
+
+__all__ = [
+    "Role",
+    "bound_users",
+    "must_use_two_factor",
+    "reset_member_two_factor",
+    "set_enforcement",
+    "users_bound_to_two_factor",
+]

@@ -1,0 +1,151 @@
+"""`mandate import`: merge users, accounts, sites and roles from the JSON format of API.md.
+
+A merge, never a deletion: accounts are matched by their path of names, sites by name within
+their account, users by email. An existing user keeps their password unless the file gives one;
+a role already held is only ever raised. Everything is written in one transaction, or nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from models.crypto import hash_password
+from models.errors import MandateError
+from models.tables import Account, Membership, Role, Site, SiteMembership, User
+from models.users import check_name, check_password, normalise_email
+
+
+class ImportFileError(ValueError):
+    """The file does not follow the format; the message says where."""
+
+
+@dataclass
+class ImportSummary:
+    users_created: int = 0
+    users_updated: int = 0
+    accounts_created: int = 0
+    sites_created: int = 0
+    roles_granted: int = 0
+    site_accesses_granted: int = 0
+    user_ids: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return (
+            f"users: {self.users_created} created, {self.users_updated} updated; "
+            f"accounts: {self.accounts_created} created; sites: {self.sites_created} created; "
+            f"roles: {self.roles_granted} granted; site access: {self.site_accesses_granted} granted"
+        )
+
+
+def _list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ImportFileError(f"{where}: expected a list")
+    return value
+
+
+def _text(obj: dict, key: str, where: str, *, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise ImportFileError(f"{where}: '{key}' must be a string")
+    return value
+
+
+def _checked(where: str, check, value):
+    try:
+        return check(value)
+    except MandateError as exc:
+        raise ImportFileError(f"{where}: {exc.message}") from None
+
+
+async def import_data(data: Any) -> ImportSummary:
+    if not isinstance(data, dict):
+        raise ImportFileError("the file must hold a JSON object with 'users' and/or 'accounts'")
+    summary = ImportSummary()
+    async with in_transaction():
+        for i, entry in enumerate(_list(data.get("users"), "users")):
+            await _merge_user(entry, f"users[{i}]", summary)
+        for i, entry in enumerate(_list(data.get("accounts"), "accounts")):
+            await _merge_account(entry, None, f"accounts[{i}]", summary)
+    return summary
+
+
+async def _merge_user(entry: Any, where: str, summary: ImportSummary) -> None:
+    if not isinstance(entry, dict):
+        raise ImportFileError(f"{where}: expected an object")
+    email = _checked(where, normalise_email, _text(entry, "email", where))
+    name = _text(entry, "name", where, required=False)
+    password = _text(entry, "password", where, required=False)
+    changes: dict[str, str] = {}
+    if name is not None:
+        changes["name"] = _checked(where, check_name, name)
+    if password is not None:
+        changes["password_hash"] = hash_password(_checked(where, check_password, password))
+    user = await User.get_or_none(email=email)
+    if user is None:
+        changes.setdefault("name", email.split("@")[0])
+        user = await User.create(email=email, **changes)
+        summary.users_created += 1
+    elif changes:
+        await User.filter(id=user.id).update(**changes)
+        summary.users_updated += 1
+    summary.user_ids[email] = user.id
+
+
+async def _user_id(email: Any, where: str, summary: ImportSummary) -> int:
+    if not isinstance(email, str):
+        raise ImportFileError(f"{where}: an email must be a string")
+    email = _checked(where, normalise_email, email)
+    if email not in summary.user_ids:
+        user = await User.get_or_none(email=email)
+        if user is None:
+            raise ImportFileError(f"{where}: no user {email}: list them under 'users'")
+        summary.user_ids[email] = user.id
+    return summary.user_ids[email]
+
+
+async def _merge_account(entry: Any, parent: Account | None, where: str, summary: ImportSummary) -> None:
+    if not isinstance(entry, dict):
+        raise ImportFileError(f"{where}: expected an object")
+    name = _checked(where, check_name, _text(entry, "name", where))
+    account = await Account.filter(name=name, parent_id=parent.id if parent else None).first()
+    if account is None:
+        account = await Account.create(name=name, parent_id=parent.id if parent else None)
+        summary.accounts_created += 1
+    for key, role in (("managers", Role.MANAGER), ("members", Role.MEMBER)):
+        for j, email in enumerate(_list(entry.get(key), f"{where}.{key}")):
+            await _grant(await _user_id(email, f"{where}.{key}[{j}]", summary), account.id, role, summary)
+    for j, site_entry in enumerate(_list(entry.get("sites"), f"{where}.sites")):
+        await _merge_site(site_entry, account, f"{where}.sites[{j}]", summary)
+    for j, child in enumerate(_list(entry.get("children"), f"{where}.children")):
+        await _merge_account(child, account, f"{where}.children[{j}]", summary)
+
+
+async def _grant(user_id: int, account_id: int, role: Role, summary: ImportSummary) -> None:
+    existing = await Membership.get_or_none(user_id=user_id, account_id=account_id)
+    if existing is None:
+        await Membership.create(user_id=user_id, account_id=account_id, role=role)
+        summary.roles_granted += 1
+    elif existing.role.rank < role.rank:
+        await Membership.filter(id=existing.id).update(role=role)
+        summary.roles_granted += 1
+
+
+async def _merge_site(entry: Any, account: Account, where: str, summary: ImportSummary) -> None:
+    if not isinstance(entry, dict):
+        raise ImportFileError(f"{where}: expected an object")
+    name = _checked(where, check_name, _text(entry, "name", where))
+    site = await Site.filter(name=name, account_id=account.id).first()
+    if site is None:
+        site = await Site.create(name=name, account_id=account.id)
+        summary.sites_created += 1
+    for j, email in enumerate(_list(entry.get("members"), f"{where}.members")):
+        user_id = await _user_id(email, f"{where}.members[{j}]", summary)
+        _, created = await SiteMembership.get_or_create(user_id=user_id, site_id=site.id)
+        summary.site_accesses_granted += int(created)

@@ -1,0 +1,158 @@
+"""Logins and session tokens.
+
+A token is random (256 bits), stored only as its SHA-256, and has a kind: password-only (may
+verify a second factor), enrolment-only (may enrol) or full. Password-only and enrolment-only
+tokens live MANDATE_PARTIAL_TOKEN_MINUTES; full sessions MANDATE_SESSION_HOURS from login
+(absolute, not sliding: a stolen token dies on schedule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from tortoise.transactions import in_transaction
+
+from mandate.config import get_settings
+from models import clock, throttle
+from models.crypto import digest, new_token, verify_password
+from models.errors import INVALID_CREDENTIALS, MandateError, bad_input
+from models.tables import Session, SessionKind, User
+from models.users import MAX_PASSWORD_LENGTH, normalise_email
+
+
+class Access(Enum):
+    """What a request may do, from its token and the user's state now."""
+
+    ANONYMOUS = "anonymous"
+    PASSWORD_ONLY = "password_only"
+    ENROLMENT_ONLY = "enrolment_only"
+    FULL = "full"
+
+
+class LoginStatus(Enum):
+    AUTHENTICATED = "AUTHENTICATED"
+    TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
+    ENROLMENT_REQUIRED = "ENROLMENT_REQUIRED"
+
+
+_STATUS_OF_KIND = {
+    SessionKind.FULL: LoginStatus.AUTHENTICATED,
+    SessionKind.PASSWORD: LoginStatus.TWO_FACTOR_REQUIRED,
+    SessionKind.ENROLMENT: LoginStatus.ENROLMENT_REQUIRED,
+}
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    session: Session
+    user: User
+
+    @property
+    def status(self) -> LoginStatus:
+        return _STATUS_OF_KIND[self.session.kind]
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.session.expires_at
+
+
+def _lifetime(kind: SessionKind) -> timedelta:
+    s = get_settings()
+    if kind is SessionKind.FULL:
+        return timedelta(hours=s.session_hours)
+    return timedelta(minutes=s.partial_token_minutes)
+
+
+async def issue(
+    user: User, kind: SessionKind, *, two_factor_passed: bool, client_address: str | None
+) -> IssuedToken:
+    token = new_token()
+    now = clock.now()
+    session = await Session.create(
+        token_hash=digest(token),
+        user_id=user.id,
+        kind=kind,
+        two_factor_passed=two_factor_passed,
+        created_at=now,
+        expires_at=now + _lifetime(kind),
+        client_address=client_address,
+    )
+    return IssuedToken(token, session, user)
+
+
+async def authenticate(token: str) -> Session | None:
+    """The live session behind a bearer token, with its user, in one statement."""
+    if not token or len(token) > 200:
+        return None
+    session = await Session.filter(token_hash=digest(token)).select_related("user").first()
+    if session is None or session.revoked_at is not None or session.expires_at <= clock.now():
+        return None
+    return session
+
+
+async def access_of(session: Session | None) -> Access:
+    """Enrolment is required of a user bound to 2FA without it, from their very next request."""
+    from models.enforcement import must_use_two_factor  # enforcement imports sessions
+
+    if session is None:
+        return Access.ANONYMOUS
+    if session.kind is SessionKind.PASSWORD:
+        return Access.PASSWORD_ONLY
+    if session.kind is SessionKind.ENROLMENT:
+        return Access.ENROLMENT_ONLY
+    if not session.user.two_factor_enabled and await must_use_two_factor(session.user.id):
+        return Access.ENROLMENT_ONLY
+    return Access.FULL
+
+
+async def revoke(session: Session) -> None:
+    await Session.filter(id=session.id, revoked_at=None).update(revoked_at=clock.now())
+
+
+async def end_all(user_id: int, *, except_session_id: int | None = None) -> None:
+    query = Session.filter(user_id=user_id, revoked_at=None)
+    if except_session_id is not None:
+        query = query.exclude(id=except_session_id)
+    await query.update(revoked_at=clock.now())
+
+
+async def login(email: str, password: str, client_address: str | None) -> IssuedToken:
+    from models.enforcement import must_use_two_factor
+
+    email = normalise_email(email)
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise bad_input("That password is too long.", "password")
+    keys = [(throttle.email_key(email), throttle.PASSWORD_PER_EMAIL)]
+    if client_address:
+        keys.append((throttle.address_key(client_address), throttle.PASSWORD_PER_ADDRESS))
+    for key, policy in keys:
+        await throttle.ensure_allowed(key, policy)
+
+    user = await User.get_or_none(email=email)
+    if not verify_password(user.password_hash if user else None, password):
+        delays = [await throttle.record_failure(key, policy) for key, policy in keys]
+        if max(delays) > 0:
+            raise throttle.rate_limited(max(delays))
+        raise MandateError(INVALID_CREDENTIALS)
+    assert user is not None
+    await throttle.reset(throttle.email_key(email))
+
+    if user.two_factor_enabled:
+        kind = SessionKind.PASSWORD
+    elif await must_use_two_factor(user.id):
+        kind = SessionKind.ENROLMENT
+    else:
+        kind = SessionKind.FULL
+    return await issue(user, kind, two_factor_passed=False, client_address=client_address)
+
+
+async def upgrade_after_second_factor(session: Session, client_address: str | None) -> IssuedToken:
+    """A password-only session passed its second factor: a new full token replaces it."""
+    async with in_transaction():
+        await revoke(session)
+        return await issue(
+            session.user, SessionKind.FULL, two_factor_passed=True, client_address=client_address
+        )

@@ -1,0 +1,28 @@
+"""Raw SQL for what the ORM cannot say (recursive CTEs), written once for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Sequence
+
+from tortoise import connections
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def _connection():
+    return connections.get("default")
+
+
+def in_list(values: Sequence[Any]) -> str:
+    """Placeholders for an IN list; an empty list matches nothing."""
+    return ", ".join("?" for _ in values) if values else "NULL"
+
+
+async def fetch(sql: str, params: Iterable[Any] = ()) -> list[dict]:
+    """Run a query written with `?` placeholders on whichever database is configured."""
+    conn = _connection()
+    if conn.capabilities.dialect == "postgres":
+        counter = iter(range(1, 10**6))
+        sql = _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+    return await conn.execute_query_dict(sql, list(params))

@@ -1,0 +1,161 @@
+"""The tortoise models: Mandate's tables. The rules that govern them live beside, one module per area."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Role(str, Enum):
+    MANAGER = "MANAGER"
+    MEMBER = "MEMBER"
+
+    @property
+    def rank(self) -> int:
+        return 2 if self is Role.MANAGER else 1
+
+
+class SessionKind(str, Enum):
+    PASSWORD = "password"      # passed the password only: may verify a second factor
+    ENROLMENT = "enrolment"    # must enrol before anything else
+    FULL = "full"
+
+
+class User(Model):
+    id = fields.IntField(primary_key=True)
+    email = fields.CharField(max_length=254, unique=True)
+    name = fields.CharField(max_length=200)
+    password_hash = fields.CharField(max_length=255, null=True)
+    # Fernet tokens under MANDATE_SECRET_KEY; never the plain base32 secret.
+    totp_secret = fields.TextField(null=True)
+    totp_pending_secret = fields.TextField(null=True)
+    # The last 30 s TOTP step accepted; a step at or before it is refused.
+    totp_last_step = fields.BigIntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "users"
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.totp_secret is not None
+
+
+class Account(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    parent: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name="children", null=True, on_delete=fields.RESTRICT, db_index=True
+    )
+    enforced = fields.BooleanField(default=False, db_index=True)
+    enforcement_changed_at = fields.DatetimeField(null=True)
+    enforcement_changed_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+
+    class Meta:
+        table = "accounts"
+
+
+class Site(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name="sites", on_delete=fields.CASCADE, db_index=True
+    )
+
+    class Meta:
+        table = "sites"
+
+
+class Membership(Model):
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="memberships", on_delete=fields.CASCADE
+    )
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name="memberships", on_delete=fields.CASCADE, db_index=True
+    )
+    role = fields.CharEnumField(Role, max_length=16)
+
+    class Meta:
+        table = "memberships"
+        unique_together = (("user", "account"),)
+
+
+class SiteMembership(Model):
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="site_memberships", on_delete=fields.CASCADE
+    )
+    site: fields.ForeignKeyRelation[Site] = fields.ForeignKeyField(
+        "models.Site", related_name="members", on_delete=fields.CASCADE, db_index=True
+    )
+
+    class Meta:
+        table = "site_memberships"
+        unique_together = (("user", "site"),)
+
+
+class Session(Model):
+    id = fields.IntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sessions", on_delete=fields.CASCADE, db_index=True
+    )
+    kind = fields.CharEnumField(SessionKind, max_length=16)
+    two_factor_passed = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    revoked_at = fields.DatetimeField(null=True)
+    client_address = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "sessions"
+
+
+class RecoveryCode(Model):
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="recovery_codes", on_delete=fields.CASCADE, db_index=True
+    )
+    code_hash = fields.CharField(max_length=64, unique=True)
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "recovery_codes"
+
+
+class Throttle(Model):
+    """Consecutive failures under one key (a user's second factor, an email, a client address)."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=300, unique=True)
+    failures = fields.IntField(default=0)
+    last_failure_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "throttles"
+
+
+class AuditEvent(Model):
+    """Append-only: rows are inserted, never updated or deleted."""
+
+    id = fields.BigIntField(primary_key=True)
+    at = fields.DatetimeField()
+    action = fields.CharField(max_length=64)
+    account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name=False, null=True, on_delete=fields.SET_NULL, db_index=True
+    )
+    actor: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    subject: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name=False, null=True, on_delete=fields.SET_NULL, db_index=True
+    )
+    client_address = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "audit_events"

@@ -1,0 +1,96 @@
+"""Throttling of consecutive failures, kept in the database so every server process sees it.
+
+django-otp's model: after a number of free failures, each further failure doubles the delay
+before the next attempt is even looked at; a success resets the count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
+from models import clock
+from models.errors import RATE_LIMITED, MandateError
+from models.tables import Throttle
+
+MAX_DELAY_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True)
+class Policy:
+    free_failures: int          # failures answered at once, before any delay
+    forget_after: float | None  # seconds without failure after which the count starts again
+
+    def delay_after(self, failures: int) -> float:
+        if failures <= self.free_failures:
+            return 0.0
+        return float(min(2 ** (failures - self.free_failures - 1), MAX_DELAY_SECONDS))
+
+
+SECOND_FACTOR = Policy(free_failures=4, forget_after=None)
+PASSWORD_PER_EMAIL = Policy(free_failures=4, forget_after=None)
+# Many people share an address (a clinic's NAT): generous, and forgotten after an hour.
+PASSWORD_PER_ADDRESS = Policy(free_failures=100, forget_after=3600)
+
+
+def second_factor_key(user_id: int) -> str:
+    return f"factor:{user_id}"
+
+
+def email_key(email: str) -> str:
+    return f"email:{email}"
+
+
+def address_key(address: str) -> str:
+    return f"address:{address}"
+
+
+def rate_limited(retry_after: float) -> MandateError:
+    return MandateError(RATE_LIMITED, retryAfter=max(1, math.ceil(retry_after)))
+
+
+@dataclass(frozen=True)
+class Status:
+    failures: int
+    retry_after: float  # seconds before the next attempt may be looked at (0: now)
+
+
+async def status(key: str, policy: Policy) -> Status:
+    row = await Throttle.filter(key=key).first()
+    if row is None or row.last_failure_at is None or row.failures == 0:
+        return Status(0, 0.0)
+    elapsed = clock.time() - row.last_failure_at.timestamp()
+    if policy.forget_after is not None and elapsed >= policy.forget_after:
+        return Status(0, 0.0)
+    return Status(row.failures, max(0.0, policy.delay_after(row.failures) - elapsed))
+
+
+async def ensure_allowed(key: str, policy: Policy) -> None:
+    retry_after = (await status(key, policy)).retry_after
+    if retry_after > 0:
+        raise rate_limited(retry_after)
+
+
+async def record_failure(key: str, policy: Policy) -> float:
+    """Count one more failure; returns the delay it imposes (0: none)."""
+    now = clock.now()
+    row = await Throttle.filter(key=key).first()
+    if row is not None and policy.forget_after is not None and row.last_failure_at is not None:
+        if (now - row.last_failure_at) >= timedelta(seconds=policy.forget_after):
+            await Throttle.filter(key=key).update(failures=0)
+    updated = await Throttle.filter(key=key).update(failures=F("failures") + 1, last_failure_at=now)
+    if not updated:
+        try:
+            await Throttle.create(key=key, failures=1, last_failure_at=now)
+        except IntegrityError:  # another process created it first
+            await Throttle.filter(key=key).update(failures=F("failures") + 1, last_failure_at=now)
+    row = await Throttle.filter(key=key).only("id", "failures").first()
+    return policy.delay_after(row.failures if row else 1)
+
+
+async def reset(key: str) -> None:
+    await Throttle.filter(key=key).update(failures=0, last_failure_at=None)

@@ -1,0 +1,260 @@
+"""TOTP devices and recovery codes: enrolling, verifying, consuming, disabling.
+
+RFC 6238 with SHA-1, 6 digits, 30 s steps. pyotp computes the codes; Mandate decides which step
+matched, so that a step at or before the last one used is refused, and records that step with
+one conditional UPDATE, so two racing requests cannot both win.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import pyotp
+import segno
+from tortoise.transactions import in_transaction
+
+from models import audit, clock, sessions, throttle
+from models.crypto import constant_time_equal, decrypt_secret, digest, encrypt_secret
+from models.errors import (
+    FORBIDDEN,
+    INVALID_CODE,
+    TWO_FACTOR_ENFORCED,
+    TWO_FACTOR_SETUP_REQUIRED,
+    MandateError,
+    bad_input,
+)
+from models.tables import RecoveryCode, Session, SessionKind, User
+
+ISSUER = "Mandate"
+STEP_SECONDS = 30
+SECRET_BYTES = 20            # 160 bits, RFC 4226's recommendation
+RECOVERY_CODE_COUNT = 10
+LOCK_AFTER_FAILURES = 100    # then TOTP stays locked until a recovery code or a reset
+
+_TOTP_CODE = re.compile(r"[0-9]{6}", re.ASCII)
+_RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_RECOVERY_CODE = re.compile(r"[a-z2-7]{5}(?:-[a-z2-7]{5}){3}", re.ASCII | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Code:
+    value: str
+    is_recovery: bool
+
+
+def parse_code(code: str, *, allow_recovery: bool = True) -> Code:
+    """Six ASCII digits, or a recovery code; anything else is refused before any check."""
+    if _TOTP_CODE.fullmatch(code):
+        return Code(code, is_recovery=False)
+    if allow_recovery and _RECOVERY_CODE.fullmatch(code):
+        return Code(code.lower(), is_recovery=True)
+    expected = "six digits or a recovery code" if allow_recovery else "six digits"
+    raise bad_input(f"A code is {expected}.", "code")
+
+
+def current_step() -> int:
+    return int(clock.time() // STEP_SECONDS)
+
+
+def matching_step(secret: str, code: str) -> int | None:
+    """The latest step within one either side of now whose code this is."""
+    totp = pyotp.TOTP(secret)
+    now = current_step()
+    matched = None
+    for step in (now - 1, now, now + 1):  # compare all three: no early exit to time
+        if constant_time_equal(totp.generate_otp(step), code):
+            matched = step
+    return matched
+
+
+async def consume_step(user_id: int, step: int) -> bool:
+    """Record the step as used, unless it or a later one was used already (atomic)."""
+    return await User.filter(id=user_id, totp_last_step__lt=step).update(totp_last_step=step) == 1
+
+
+async def _totp_accepts(user: User, encrypted_secret: str, code: str) -> bool:
+    step = matching_step(decrypt_secret(encrypted_secret), code)
+    return step is not None and await consume_step(user.id, step)
+
+
+def new_recovery_code() -> str:
+    raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(20))  # 100 bits
+    return "-".join(raw[i : i + 5] for i in range(0, 20, 5))
+
+
+async def _consume_recovery_code(user: User, code: str) -> bool:
+    return (
+        await RecoveryCode.filter(user_id=user.id, code_hash=digest(code), used_at=None).update(
+            used_at=clock.now()
+        )
+        == 1
+    )
+
+
+async def _replace_recovery_codes(user_id: int) -> list[str]:
+    codes = [new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+    await RecoveryCode.filter(user_id=user_id).delete()
+    await RecoveryCode.bulk_create(
+        [RecoveryCode(user_id=user_id, code_hash=digest(code)) for code in codes]
+    )
+    return codes
+
+
+async def recovery_codes_remaining(user_id: int) -> int:
+    return await RecoveryCode.filter(user_id=user_id, used_at=None).count()
+
+
+async def _attempt(
+    user: User, code: Code, accepts: Callable[[], Awaitable[bool]], client_address: str | None
+) -> None:
+    """One second-factor attempt under the user's throttle; failures are counted and logged."""
+    key = throttle.second_factor_key(user.id)
+    state = await throttle.status(key, throttle.SECOND_FACTOR)
+    locked = not code.is_recovery and state.failures >= LOCK_AFTER_FAILURES
+    if state.retry_after > 0 or locked:
+        await audit.record(
+            audit.SECOND_FACTOR_THROTTLED, actor_id=user.id, subject_id=user.id, client_address=client_address
+        )
+        if locked and state.retry_after <= 0:
+            raise MandateError(
+                "RATE_LIMITED",
+                "Too many failed codes: this factor is locked. Use a recovery code, or ask a manager to reset it.",
+                retryAfter=throttle.MAX_DELAY_SECONDS,
+                locked=True,
+            )
+        raise throttle.rate_limited(state.retry_after)
+    if not await accepts():
+        delay = await throttle.record_failure(key, throttle.SECOND_FACTOR)
+        await audit.record(
+            audit.SECOND_FACTOR_FAILED, actor_id=user.id, subject_id=user.id, client_address=client_address
+        )
+        if delay > 0:
+            raise throttle.rate_limited(delay)
+        raise MandateError(INVALID_CODE)
+    if state.failures:
+        await throttle.reset(key)
+    if code.is_recovery:
+        await audit.record(
+            audit.RECOVERY_CODE_USED, actor_id=user.id, subject_id=user.id, client_address=client_address
+        )
+
+
+async def verify_second_factor(user: User, raw_code: str, client_address: str | None) -> None:
+    """Check a TOTP or recovery code of a user whose 2FA is on; raises on failure."""
+    code = parse_code(raw_code)
+    if not user.two_factor_enabled:
+        raise MandateError(TWO_FACTOR_SETUP_REQUIRED)
+    if code.is_recovery:
+        accepts = lambda: _consume_recovery_code(user, code.value)  # noqa: E731
+    else:
+        accepts = lambda: _totp_accepts(user, user.totp_secret, code.value)  # noqa: E731
+    await _attempt(user, code, accepts, client_address)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    otpauth_uri: str
+    qr_code_svg: str
+
+
+async def start_enrolment(user: User, client_address: str | None) -> Enrolment:
+    """A fresh secret, pending until confirmed; restarting replaces it."""
+    if user.two_factor_enabled:
+        raise MandateError(
+            FORBIDDEN, "Two-factor authentication is already on: disable it with a code to change device."
+        )
+    secret = pyotp.random_base32(length=32)  # 32 base32 characters: 160 bits
+    async with in_transaction():
+        await User.filter(id=user.id).update(totp_pending_secret=encrypt_secret(secret), totp_last_step=0)
+        await audit.record(
+            audit.TOTP_ENROLMENT_STARTED, actor_id=user.id, subject_id=user.id, client_address=client_address
+        )
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+    return Enrolment(secret, uri, qr_code_svg(uri))
+
+
+def qr_code_svg(uri: str) -> str:
+    buffer = io.BytesIO()
+    segno.make(uri, error="m").save(buffer, kind="svg", scale=4, xmldecl=False, title="TOTP enrolment")
+    return buffer.getvalue().decode()
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    recovery_codes: list[str]
+    user: User
+    new_token: sessions.IssuedToken | None
+
+
+async def confirm_enrolment(session: Session, raw_code: str, client_address: str | None) -> Confirmation:
+    """2FA is on from here: recovery codes are issued and every other session ends."""
+    user = session.user
+    code = parse_code(raw_code, allow_recovery=False)
+    if user.two_factor_enabled:
+        raise MandateError(FORBIDDEN, "Two-factor authentication is already on.")
+    pending = user.totp_pending_secret
+    if pending is None:
+        raise bad_input("No enrolment is under way: call enrolTotp first.", "code")
+    await _attempt(user, code, lambda: _totp_accepts(user, pending, code.value), client_address)
+
+    async with in_transaction():
+        await User.filter(id=user.id).update(totp_secret=pending, totp_pending_secret=None)
+        codes = await _replace_recovery_codes(user.id)
+        if session.kind is SessionKind.FULL:
+            await sessions.end_all(user.id, except_session_id=session.id)
+            await Session.filter(id=session.id).update(two_factor_passed=True)
+            new_token = None
+        else:  # an enrolment-only token is spent: a full one replaces it
+            await sessions.end_all(user.id)
+            new_token = await sessions.issue(
+                user, SessionKind.FULL, two_factor_passed=True, client_address=client_address
+            )
+        await audit.record(
+            audit.TOTP_CONFIRMED, actor_id=user.id, subject_id=user.id, client_address=client_address
+        )
+    await user.refresh_from_db()
+    return Confirmation(codes, user, new_token)
+
+
+async def disable(session: Session, raw_code: str, client_address: str | None) -> User:
+    """Remove one's own 2FA (not while it is enforced); every session ends."""
+    from models.enforcement import must_use_two_factor
+
+    user = session.user
+    parse_code(raw_code)
+    if not user.two_factor_enabled:
+        raise MandateError(TWO_FACTOR_SETUP_REQUIRED, "Two-factor authentication is not on.")
+    if await must_use_two_factor(user.id):
+        raise MandateError(TWO_FACTOR_ENFORCED)
+    await verify_second_factor(user, raw_code, client_address)
+    async with in_transaction():
+        await User.filter(id=user.id).update(totp_secret=None, totp_pending_secret=None, totp_last_step=0)
+        await RecoveryCode.filter(user_id=user.id).delete()
+        await sessions.end_all(user.id)
+        await audit.record(
+            audit.TOTP_DISABLED, actor_id=user.id, subject_id=user.id, client_address=client_address
+        )
+    await user.refresh_from_db()
+    return user
+
+
+async def regenerate_recovery_codes(session: Session, raw_code: str, client_address: str | None) -> list[str]:
+    user = session.user
+    await verify_second_factor(user, raw_code, client_address)
+    async with in_transaction():
+        codes = await _replace_recovery_codes(user.id)
+        await audit.record(
+            audit.RECOVERY_CODES_REGENERATED, actor_id=user.id, subject_id=user.id, client_address=client_address
+        )
+    return codes
+
+
+async def verify_login(session: Session, raw_code: str, client_address: str | None) -> sessions.IssuedToken:
+    """The second step of a login: a password-only session becomes a full one."""
+    await verify_second_factor(session.user, raw_code, client_address)
+    return await sessions.upgrade_after_second_factor(session, client_address)
