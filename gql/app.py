@@ -18,6 +18,7 @@ from gql.playground import PLAYGROUND_HTML
 from gql.schema import build_schema
 from mandate.config import get_settings
 from mandate.db import tortoise_config
+from models import crypto
 from models.errors import BAD_REQUEST
 from models.sql import fetch
 
@@ -49,6 +50,7 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 def create_app(*, database_url: str | None = None, manage_database: bool = True) -> Starlette:
     settings = get_settings()
     schema = build_schema(introspection=settings.introspection)
+    crypto.warm_up()
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET":

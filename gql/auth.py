@@ -53,14 +53,18 @@ class AuthQueries:
 class AuthMutations:
     @strawberry.mutation
     async def login(self, info: strawberry.Info, email: str, password: str) -> LoginPayload:
-        return LoginPayload.of(await sessions.login(email, password, info.context.client_address))
+        issued = await sessions.login(email, password, info.context.client_address)
+        info.context.forget_session(issued.token)  # the payload's user is read as that session
+        return LoginPayload.of(issued)
 
     @strawberry.mutation(
         permission_classes=[IsPasswordOnlySession], description="A TOTP or a recovery code."
     )
     async def verify_two_factor(self, info: strawberry.Info, code: str) -> LoginPayload:
         session = await info.context.require_session()
-        return LoginPayload.of(await totp.verify_login(session, code, info.context.client_address))
+        issued = await totp.verify_login(session, code, info.context.client_address)
+        info.context.forget_session(issued.token)
+        return LoginPayload.of(issued)
 
     @strawberry.mutation(permission_classes=[HasSession])
     async def logout(self, info: strawberry.Info) -> bool:

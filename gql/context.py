@@ -36,6 +36,14 @@ class Context:
             raise MandateError(UNAUTHENTICATED, "That session token is unknown, expired or revoked.")
         return self._session
 
+    def forget_session(self, new_token: str | None = None) -> None:
+        """After a change of the caller's own state (2FA confirmed), read it afresh; the rest
+        of the document runs as the new session when one replaced the old."""
+        if new_token is not None:
+            self.token = new_token
+        self._session_loaded = False
+        self._access = None
+
     async def require_session(self) -> Session:
         session = await self.session()
         if session is None:

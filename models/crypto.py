@@ -91,6 +91,11 @@ def _dummy_hash_for(time_cost: int, memory_kib: int) -> str:
     return _hasher(time_cost, memory_kib).hash(secrets.token_urlsafe(16))
 
 
+def warm_up() -> None:
+    """Compute the dummy hash at start-up, so the first unknown email costs no more than others."""
+    _dummy_hash()
+
+
 def _dummy_hash() -> str:
     s = get_settings()
     return _dummy_hash_for(s.argon2_time_cost, s.argon2_memory_kib)

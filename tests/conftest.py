@@ -104,7 +104,11 @@ async def clean_database(database_url):
     if conn.capabilities.dialect == "postgres":
         await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
     else:
-        await conn.execute_script("".join(f"DELETE FROM {t};" for t in TABLES) + "DELETE FROM sqlite_sequence;")
+        await conn.execute_script(
+            "UPDATE accounts SET parent_id = NULL;"  # parents are RESTRICT: unlink before deleting
+            + "".join(f"DELETE FROM {t};" for t in TABLES)
+            + "DELETE FROM sqlite_sequence;"
+        )
     domain_clock.offset = 0.0
     yield
     domain_clock.offset = 0.0

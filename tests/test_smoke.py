@@ -12,3 +12,11 @@ async def test_login_and_read_tree(api, seed):
                       "twoFactorEnforcement { enforced source { name } } } }", token=token)
     assert not r.errors, r.body
     assert r.data["accounts"][0]["children"][0]["name"] == "Dental"
+
+
+async def test_login_payload_shows_the_users_own_two_factor_state(api, seed):
+    await seed({"users": [{"email": "ann@example.org"}], "accounts": [{"name": "North", "members": ["ann@example.org"]}]})
+    r = await api.gql('mutation { login(email: "ann@example.org", password: "password-123") '
+                      '{ status user { email twoFactorEnabled twoFactorRequired } } }')
+    assert not r.errors, r.body
+    assert r.data["login"]["user"] == {"email": "ann@example.org", "twoFactorEnabled": False, "twoFactorRequired": False}

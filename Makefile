@@ -1,0 +1,31 @@
+# The two commands of a fresh machine: `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_FLAGS ?= -q --disable-pip-version-check
+
+.PHONY: install run test schema clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Migrate the embedded SQLite database, load the demo organisation if it is empty, serve.
+run: install
+	$(VENV)/bin/mandate migrate
+	$(VENV)/bin/mandate demo --if-empty
+	$(VENV)/bin/mandate serve
+
+# The whole suite on SQLite, and again on PostgreSQL when MANDATE_TEST_POSTGRES_URL is set.
+test: install
+	$(PY) -m pytest -q
+
+# Regenerate schema.graphql from the code (a test fails when they drift apart).
+schema: install
+	$(PY) -m gql
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

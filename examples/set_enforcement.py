@@ -1,0 +1,85 @@
+"""Switch two-factor enforcement on or off for one account, as an automation script would.
+
+    MANDATE_URL=http://127.0.0.1:8000/graphql MANDATE_EMAIL=robot@example.org \
+    MANDATE_PASSWORD=... MANDATE_TOTP_SECRET=... python examples/set_enforcement.py "Account name" on|off
+
+The user must manage the account and have TOTP set up; the script holds its TOTP secret.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import httpx
+import pyotp
+
+LOGIN = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { status token } }"
+VERIFY = "mutation($code: String!) { verifyTwoFactor(code: $code) { status token } }"
+TREE = "{ accounts { id name descendants { id name } } }"
+SET_ENFORCEMENT = """
+mutation($accountId: ID!, $enforced: Boolean!) {
+  setEnforcement(accountId: $accountId, enforced: $enforced) {
+    name twoFactorEnforcement { enforced enforcedHere changedAt }
+  }
+}"""
+
+
+class MandateError(RuntimeError):
+    pass
+
+
+def call(http: httpx.Client, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = http.post("", json={"query": query, "variables": variables or {}}, headers=headers)
+    body = response.json()
+    if body.get("errors"):
+        error = body["errors"][0]
+        raise MandateError(f"{error.get('extensions', {}).get('code')}: {error['message']}")
+    return body["data"]
+
+
+def find_account(http: httpx.Client, token: str, name: str) -> dict:
+    for top in call(http, TREE, token=token)["accounts"]:
+        for account in [top, *top["descendants"]]:
+            if account["name"] == name:
+                return account
+    raise MandateError(f"no account named {name!r} is reachable")
+
+
+def set_enforcement(url: str, email: str, password: str, secret: str, name: str, enforced: bool,
+                    transport: httpx.BaseTransport | None = None) -> dict:
+    with httpx.Client(base_url=url, timeout=10, transport=transport) as http:
+        login = call(http, LOGIN, {"email": email, "password": password})["login"]
+        if login["status"] != "TWO_FACTOR_REQUIRED":
+            raise MandateError(f"expected a second factor step, got {login['status']}")
+        session = call(http, VERIFY, {"code": pyotp.TOTP(secret).now()}, login["token"])
+        token = session["verifyTwoFactor"]["token"]
+        account = find_account(http, token, name)
+        return call(http, SET_ENFORCEMENT, {"accountId": account["id"], "enforced": enforced}, token)[
+            "setEnforcement"
+        ]
+
+
+def main() -> int:
+    if len(sys.argv) != 3 or sys.argv[2] not in {"on", "off"}:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        result = set_enforcement(
+            os.environ.get("MANDATE_URL", "http://127.0.0.1:8000/graphql"),
+            os.environ["MANDATE_EMAIL"],
+            os.environ["MANDATE_PASSWORD"],
+            os.environ["MANDATE_TOTP_SECRET"],
+            sys.argv[1],
+            sys.argv[2] == "on",
+        )
+    except (MandateError, httpx.HTTPError, KeyError) as exc:
+        print(f"failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{result['name']}: enforced={result['twoFactorEnforcement']['enforced']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

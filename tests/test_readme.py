@@ -1,0 +1,25 @@
+"""The README's GraphQL documents are real: each one parses and validates against the schema."""
+
+import re
+from pathlib import Path
+
+import pytest
+from graphql import DocumentNode, OperationDefinitionNode, parse, validate
+
+from gql.schema import build_schema
+
+README = Path(__file__).parents[1] / "README.md"
+BLOCKS = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
+
+
+def test_readme_has_the_walkthrough_documents():
+    assert len(BLOCKS) >= 8
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_document_validates_against_the_schema(block):
+    schema = build_schema()._schema
+    for definition in parse(block).definitions:
+        assert isinstance(definition, OperationDefinitionNode)
+        errors = validate(schema, DocumentNode(definitions=(definition,)))
+        assert not errors, f"{errors} in:\n{block}"
