@@ -8,6 +8,7 @@ tokens live MANDATE_PARTIAL_TOKEN_MINUTES; full sessions MANDATE_SESSION_HOURS f
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -125,20 +126,20 @@ async def login(email: str, password: str, client_address: str | None) -> Issued
     email = normalise_email(email)
     if len(password) > MAX_PASSWORD_LENGTH:
         raise bad_input("That password is too long.", "password")
-    keys = [(throttle.email_key(email), throttle.PASSWORD_PER_EMAIL)]
-    if client_address:
-        keys.append((throttle.address_key(client_address), throttle.PASSWORD_PER_ADDRESS))
-    for key, policy in keys:
-        await throttle.ensure_allowed(key, policy)
+    email_key = throttle.email_key(email)
+    address_key = throttle.address_key(client_address) if client_address else None
+    if address_key:
+        await throttle.ensure_allowed(address_key, throttle.PASSWORD_PER_ADDRESS)
+    failures = await throttle.claim_attempt(email_key, throttle.PASSWORD_PER_EMAIL)
 
     user = await User.get_or_none(email=email)
-    if not verify_password(user.password_hash if user else None, password):
-        delays = [await throttle.record_failure(key, policy) for key, policy in keys]
-        if max(delays) > 0:
-            raise throttle.rate_limited(max(delays))
-        raise MandateError(INVALID_CREDENTIALS)
+    # argon2 in a thread: it releases the GIL, and the event loop keeps serving meanwhile.
+    if not await asyncio.to_thread(verify_password, user.password_hash if user else None, password):
+        if address_key:
+            await throttle.record_failure(address_key, throttle.PASSWORD_PER_ADDRESS)
+        raise throttle.refusal_after(failures, throttle.PASSWORD_PER_EMAIL, MandateError(INVALID_CREDENTIALS))
     assert user is not None
-    await throttle.reset(throttle.email_key(email))
+    await throttle.reset(email_key)
 
     if user.two_factor_enabled:
         kind = SessionKind.PASSWORD

@@ -53,6 +53,11 @@ def rate_limited(retry_after: float) -> MandateError:
     return MandateError(RATE_LIMITED, retryAfter=max(1, math.ceil(retry_after)))
 
 
+async def failures(key: str) -> int:
+    row = await Throttle.filter(key=key).only("id", "failures").first()
+    return row.failures if row else 0
+
+
 @dataclass(frozen=True)
 class Status:
     failures: int
@@ -75,8 +80,45 @@ async def ensure_allowed(key: str, policy: Policy) -> None:
         raise rate_limited(retry_after)
 
 
+async def claim_attempt(key: str, policy: Policy) -> int:
+    """Count an attempt as a failure before it is checked; returns the count it makes.
+
+    The count moves by compare-and-set, so of a burst of parallel attempts only those within the
+    free failures are checked: the next one sees the delay (RATE_LIMITED). A success gives the
+    count back with `reset`; a failure is already counted.
+    """
+    for _ in range(50):
+        now = clock.now()
+        row = await Throttle.filter(key=key).first()
+        if row is None:
+            try:
+                await Throttle.create(key=key, failures=1, last_failure_at=now)
+                return 1
+            except IntegrityError:  # another attempt created it first: read it again
+                continue
+        failures = row.failures
+        if row.last_failure_at is not None and failures:
+            elapsed = (now - row.last_failure_at).total_seconds()
+            if policy.forget_after is not None and elapsed >= policy.forget_after:
+                failures = 0
+            elif policy.delay_after(failures) > elapsed:
+                raise rate_limited(policy.delay_after(failures) - elapsed)
+        claimed = await Throttle.filter(id=row.id, failures=row.failures).update(
+            failures=failures + 1, last_failure_at=now
+        )
+        if claimed:
+            return failures + 1
+    raise rate_limited(1)  # contended beyond reason: refuse rather than check unthrottled
+
+
+def refusal_after(failures: int, policy: Policy, wrong: MandateError) -> MandateError:
+    """The answer to a failed attempt: the plain error while failures are free, then RATE_LIMITED."""
+    delay = policy.delay_after(failures)
+    return rate_limited(delay) if delay > 0 else wrong
+
+
 async def record_failure(key: str, policy: Policy) -> float:
-    """Count one more failure; returns the delay it imposes (0: none)."""
+    """Count one more failure after the fact (for generous limits, where a race costs little)."""
     now = clock.now()
     row = await Throttle.filter(key=key).first()
     if row is not None and policy.forget_after is not None and row.last_failure_at is not None:

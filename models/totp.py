@@ -22,6 +22,7 @@ from models.crypto import constant_time_equal, decrypt_secret, digest, encrypt_s
 from models.errors import (
     FORBIDDEN,
     INVALID_CODE,
+    RATE_LIMITED,
     TWO_FACTOR_ENFORCED,
     TWO_FACTOR_SETUP_REQUIRED,
     MandateError,
@@ -111,36 +112,35 @@ async def recovery_codes_remaining(user_id: int) -> int:
 async def _attempt(
     user: User, code: Code, accepts: Callable[[], Awaitable[bool]], client_address: str | None
 ) -> None:
-    """One second-factor attempt under the user's throttle; failures are counted and logged."""
+    """One second-factor attempt under the user's throttle; failures are counted and logged.
+
+    The attempt is counted before the code is checked (throttle.claim_attempt), so parallel
+    attempts cannot outrun the delay; a success clears the count.
+    """
     key = throttle.second_factor_key(user.id)
-    state = await throttle.status(key, throttle.SECOND_FACTOR)
-    locked = not code.is_recovery and state.failures >= LOCK_AFTER_FAILURES
-    if state.retry_after > 0 or locked:
-        await audit.record(
-            audit.SECOND_FACTOR_THROTTLED, actor_id=user.id, subject_id=user.id, client_address=client_address
+
+    async def log(action: str) -> None:
+        await audit.record(action, actor_id=user.id, subject_id=user.id, client_address=client_address)
+
+    if not code.is_recovery and await throttle.failures(key) >= LOCK_AFTER_FAILURES:
+        await log(audit.SECOND_FACTOR_THROTTLED)
+        raise MandateError(
+            RATE_LIMITED,
+            "Too many failed codes: this factor is locked. Use a recovery code, or ask a manager to reset it.",
+            retryAfter=throttle.MAX_DELAY_SECONDS,
+            locked=True,
         )
-        if locked and state.retry_after <= 0:
-            raise MandateError(
-                "RATE_LIMITED",
-                "Too many failed codes: this factor is locked. Use a recovery code, or ask a manager to reset it.",
-                retryAfter=throttle.MAX_DELAY_SECONDS,
-                locked=True,
-            )
-        raise throttle.rate_limited(state.retry_after)
+    try:
+        failures = await throttle.claim_attempt(key, throttle.SECOND_FACTOR)
+    except MandateError:
+        await log(audit.SECOND_FACTOR_THROTTLED)
+        raise
     if not await accepts():
-        delay = await throttle.record_failure(key, throttle.SECOND_FACTOR)
-        await audit.record(
-            audit.SECOND_FACTOR_FAILED, actor_id=user.id, subject_id=user.id, client_address=client_address
-        )
-        if delay > 0:
-            raise throttle.rate_limited(delay)
-        raise MandateError(INVALID_CODE)
-    if state.failures:
-        await throttle.reset(key)
+        await log(audit.SECOND_FACTOR_FAILED)
+        raise throttle.refusal_after(failures, throttle.SECOND_FACTOR, MandateError(INVALID_CODE))
+    await throttle.reset(key)
     if code.is_recovery:
-        await audit.record(
-            audit.RECOVERY_CODE_USED, actor_id=user.id, subject_id=user.id, client_address=client_address
-        )
+        await log(audit.RECOVERY_CODE_USED)
 
 
 async def verify_second_factor(user: User, raw_code: str, client_address: str | None) -> None:

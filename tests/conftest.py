@@ -40,28 +40,24 @@ CLIENT_ADDRESS = "203.0.113.7"
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("MANDATE_TEST_POSTGRES_URL") else [])
 
 
-async def _create_postgres_database(server_url: str) -> tuple[str, str]:
+async def _on_server(server_url: str, statement: str) -> None:
     import asyncpg
 
-    name = f"mandate_test_{secrets.token_hex(4)}"
-    parts = urlsplit(server_url)
-    admin = await asyncpg.connect(urlunsplit(parts._replace(scheme="postgresql")))
+    admin = await asyncpg.connect(urlunsplit(urlsplit(server_url)._replace(scheme="postgresql")))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(statement)
     finally:
         await admin.close()
-    return name, urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _create_postgres_database(server_url: str) -> tuple[str, str]:
+    name = f"mandate_test_{secrets.token_hex(4)}"
+    await _on_server(server_url, f'CREATE DATABASE "{name}"')
+    return name, urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
 async def _drop_postgres_database(server_url: str, name: str) -> None:
-    import asyncpg
-
-    parts = urlsplit(server_url)
-    admin = await asyncpg.connect(urlunsplit(parts._replace(scheme="postgresql")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _on_server(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _forget_backend() -> None:

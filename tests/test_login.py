@@ -1,0 +1,328 @@
+"""Logins and sessions: what `login` answers, what each kind of token may do (API.md rule 2 and
+LoginStatus), expiry and logout.
+
+The small clinic seeded here (`seed_clinic`) and the helpers below are shared with the TOTP,
+throttling and recovery-code tests.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.conftest import Api, Result, totp_now
+
+MANAGER = "manager@example.org"
+MEMBER = "member@example.org"
+LONER = "loner@example.org"  # no role anywhere: never bound to 2FA
+CLINIC = "Clinic"
+
+ME = "{ me { id email name twoFactorEnabled twoFactorRequired } }"
+ACCOUNTS = "{ accounts { id name } }"
+LOGOUT = "mutation { logout }"
+ENROL = "mutation { enrolTotp { secret otpauthUri qrCodeSvg } }"
+CONFIRM = "mutation($c: String!) { confirmTotp(code: $c) { recoveryCodes token user { email twoFactorEnabled } } }"
+VERIFY = "mutation($c: String!) { verifyTwoFactor(code: $c) { status token expiresAt } }"
+DISABLE = "mutation($c: String!) { disableTotp(code: $c) { email twoFactorEnabled } }"
+REGENERATE = "mutation($c: String!) { regenerateRecoveryCodes(code: $c) }"
+SET_ENFORCEMENT = """
+mutation($a: ID!, $on: Boolean!) { setEnforcement(accountId: $a, enforced: $on) { twoFactorEnforcement { enforced } } }"""
+AUDIT = """
+query($id: ID!) { account(id: $id) { auditEvents(first: 200) {
+  edges { node { action actor { email } subject { email } clientAddress } } } } }"""
+
+
+async def seed_clinic(api: Api, seed) -> str:
+    """One account, Clinic, with a manager and a member, plus a user with no role; the Clinic's id."""
+    await seed({
+        "users": [{"email": MANAGER}, {"email": MEMBER}, {"email": LONER}],
+        "accounts": [{"name": CLINIC, "managers": [MANAGER], "members": [MEMBER]}],
+    })
+    token = await signed_in(api, MANAGER)
+    clinic_id = await api.account_id(token, CLINIC)
+    await api.gql(LOGOUT, token=token)
+    return clinic_id
+
+
+@pytest.fixture
+async def clinic(api, seed) -> str:
+    return await seed_clinic(api, seed)
+
+
+async def signed_in(api: Api, email: str) -> str:
+    """A full session of a user without 2FA who is not bound to it."""
+    status, token = await api.login_token(email)
+    assert status == "AUTHENTICATED", f"{email}: {status}"
+    return token
+
+
+async def set_enforcement(api: Api, token: str, account_id: str, on: bool) -> None:
+    r = await api.gql(SET_ENFORCEMENT, {"a": account_id, "on": on}, token=token)
+    assert not r.errors, r.body
+
+
+async def enforcing_manager(api: Api, clinic_id: str) -> str:
+    """The manager enrols (their session passes 2FA) and switches the Clinic's enforcement on;
+    their full session."""
+    token = (await api.enrol(await signed_in(api, MANAGER))).token
+    await set_enforcement(api, token, clinic_id, on=True)
+    return token
+
+
+def no_data(result: Result) -> bool:
+    """Nothing came back beside the error: no data at all, or only nulls at the top."""
+    return result.data is None or all(value is None for value in result.data.values())
+
+
+def error_code(result: Result, code: str) -> bool:
+    """Exactly one error, with this code, and no data leaked beside it."""
+    return result.code == code and no_data(result)
+
+
+def timestamp(value: str) -> float:
+    at = datetime.fromisoformat(value)
+    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp()
+
+
+async def audit_actions(api: Api, token: str, account_id: str, subject: str) -> list[str]:
+    """The actions of an account's log about one user, newest first, as one of its managers reads it."""
+    r = await api.gql(AUDIT, {"id": account_id}, token=token)
+    assert not r.errors, r.body
+    events = [edge["node"] for edge in r.data["account"]["auditEvents"]["edges"]]
+    return [e["action"] for e in events if (e["subject"] or {}).get("email") == subject]
+
+
+# --- What login answers ---------------------------------------------------------------------
+
+
+async def test_login_of_a_user_without_two_factor_and_not_bound_is_authenticated(api, clinic):
+    r = await api.login(MEMBER)
+    assert not r.errors, r.body
+    assert r.data["login"]["status"] == "AUTHENTICATED"
+    assert r.data["login"]["user"]["email"] == MEMBER
+    read = await api.gql(ACCOUNTS, token=r.data["login"]["token"])
+    assert read.data == {"accounts": [{"id": clinic, "name": CLINIC}]}
+
+
+async def test_login_of_a_user_with_two_factor_requires_the_second_factor(api, clinic):
+    await api.enrol(await signed_in(api, MEMBER))
+    assert (await api.login_token(MEMBER))[0] == "TWO_FACTOR_REQUIRED"
+
+
+async def test_login_of_a_user_bound_by_enforcement_without_two_factor_requires_enrolment(api, clinic):
+    await enforcing_manager(api, clinic)
+    assert (await api.login_token(MEMBER))[0] == "ENROLMENT_REQUIRED"
+
+
+async def test_wrong_password_and_unknown_email_get_the_same_answer(api, clinic):
+    wrong_password = await api.login(MEMBER, "not-the-password")
+    unknown_email = await api.login("nobody@example.org")
+    for r in (wrong_password, unknown_email):
+        assert error_code(r, "INVALID_CREDENTIALS"), r.body
+    assert wrong_password.errors[0]["message"] == unknown_email.errors[0]["message"]
+    assert wrong_password.errors[0]["extensions"] == unknown_email.errors[0]["extensions"]
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "two@@example.org", "spaced out@example.org", ""])
+async def test_malformed_email_is_bad_user_input(api, clinic, email):
+    assert error_code(await api.login(email), "BAD_USER_INPUT")
+
+
+async def test_tokens_are_opaque_with_at_least_43_random_characters(api, clinic):
+    tokens = [(await api.login_token(MEMBER))[1] for _ in range(5)]
+    # Whatever fixed prefix a token has, what follows differs between logins and is long.
+    prefix = os.path.commonprefix(tokens)
+    assert all(len(token) - len(prefix) >= 43 for token in tokens), tokens
+    assert len(set(tokens)) == 5
+    for token in tokens:
+        assert MEMBER not in token and token.count(".") < 2, token  # no email inside, not a JWT
+
+
+async def test_partial_tokens_expire_within_minutes(api, clinic, clock):
+    await enforcing_manager(api, clinic)  # the manager now has 2FA; the member must enrol
+    for email, status in ((MANAGER, "TWO_FACTOR_REQUIRED"), (MEMBER, "ENROLMENT_REQUIRED")):
+        login = (await api.login(email)).data["login"]
+        assert login["status"] == status
+        assert 60 <= timestamp(login["expiresAt"]) - clock.time() <= 3600, login
+
+
+async def test_full_sessions_expire_within_hours(api, clinic, clock):
+    secret = (await api.enrol(await signed_in(api, MANAGER))).secret
+    clock.advance(30)
+    _, password_only = await api.login_token(MANAGER)
+    verified = (await api.verify(password_only, totp_now(secret))).data["verifyTwoFactor"]
+    direct = (await api.login(MEMBER)).data["login"]
+    for login in (verified, direct):
+        assert login["status"] == "AUTHENTICATED"
+        assert 3600 <= timestamp(login["expiresAt"]) - clock.time() <= 48 * 3600, login
+
+
+async def test_a_session_works_until_it_expires_then_is_unauthenticated(api, clinic, clock):
+    login = (await api.login(MEMBER)).data["login"]
+    clock.advance(timestamp(login["expiresAt"]) - clock.time() - 60)
+    assert (await api.gql(ME, token=login["token"])).data["me"]["email"] == MEMBER
+    clock.advance(120)
+    assert error_code(await api.gql(ME, token=login["token"]), "UNAUTHENTICATED")
+
+
+async def test_an_expired_password_only_token_cannot_verify(api, clinic, clock):
+    secret = (await api.enrol(await signed_in(api, MEMBER))).secret
+    login = (await api.login(MEMBER)).data["login"]
+    clock.advance(timestamp(login["expiresAt"]) - clock.time() + 60)
+    assert error_code(await api.verify(login["token"], totp_now(secret)), "UNAUTHENTICATED")
+
+
+async def test_logout_revokes_the_token(api, clinic):
+    token = await signed_in(api, MEMBER)
+    assert (await api.gql(LOGOUT, token=token)).data == {"logout": True}
+    assert error_code(await api.gql(ME, token=token), "UNAUTHENTICATED")
+    assert error_code(await api.gql(ACCOUNTS, token=token), "UNAUTHENTICATED")
+
+
+@pytest.mark.parametrize("token", ["garbage", "mdt_" + "A" * 43, "x" * 5000, "Bearer"])
+async def test_an_unknown_token_is_unauthenticated(api, clinic, token):
+    await signed_in(api, MEMBER)  # a live session exists: an unknown token must not find it
+    assert error_code(await api.gql(ME, token=token), "UNAUTHENTICATED")
+
+
+async def test_me_is_null_without_a_token(api, clinic):
+    r = await api.gql(ME)
+    assert r.errors == [] and r.data == {"me": None}
+
+
+async def test_accounts_without_a_token_is_unauthenticated(api, clinic):
+    assert error_code(await api.gql(ACCOUNTS), "UNAUTHENTICATED")
+
+
+# --- What each kind of token may do (rule 2, LoginStatus) -----------------------------------
+
+# Documents a limited token must not run; $account and $user are filled in with the Clinic's id
+# and the caller's own id.
+OWN_TOTP_CODE = "123456"
+LIMITED = {
+    "me.memberships": ("{ me { memberships { role account { name } } } }", {}),
+    "me.recoveryCodesRemaining": ("{ me { recoveryCodesRemaining } }", {}),
+    "accounts": (ACCOUNTS, {}),
+    "account": ("query($a: ID!) { account(id: $a) { id name } }", {"a": "$account"}),
+    "node": ("query($a: ID!) { node(id: $a) { id } }", {"a": "$account"}),
+    "setEnforcement": (SET_ENFORCEMENT, {"a": "$account", "on": False}),
+    "resetMemberTwoFactor": (
+        "mutation($a: ID!, $u: ID!) { resetMemberTwoFactor(accountId: $a, userId: $u) { id } }",
+        {"a": "$account", "u": "$user"},
+    ),
+    "disableTotp": (DISABLE, {"c": OWN_TOTP_CODE}),
+    "regenerateRecoveryCodes": (REGENERATE, {"c": OWN_TOTP_CODE}),
+}
+REFUSED_TO_PASSWORD_ONLY = {
+    **LIMITED,
+    "me": ("{ me { id email } }", {}),
+    "enrolTotp": (ENROL, {}),
+    "confirmTotp": (CONFIRM, {"c": OWN_TOTP_CODE}),
+}
+REFUSED_TO_ENROLMENT_ONLY = {**LIMITED, "verifyTwoFactor": (VERIFY, {"c": OWN_TOTP_CODE})}
+
+
+async def run_refused(api: Api, token: str, clinic_id: str, user_id: str, name: str, table: dict) -> Result:
+    query, variables = table[name]
+    filled = {k: {"$account": clinic_id, "$user": user_id}.get(v, v) for k, v in variables.items()}
+    return await api.gql(query, filled, token=token)
+
+
+async def own_id(api: Api, token: str) -> str:
+    r = await api.gql("{ me { id } }", token=token)
+    assert not r.errors, r.body
+    return r.data["me"]["id"]
+
+
+@pytest.fixture
+async def password_only(api, clinic) -> tuple[str, str]:
+    """A password-only token of the Clinic's manager, who has 2FA (so every refusal below is the
+    token's doing), and the manager's id."""
+    full = (await api.enrol(await signed_in(api, MANAGER))).token
+    manager_id = await own_id(api, full)
+    status, token = await api.login_token(MANAGER)
+    assert status == "TWO_FACTOR_REQUIRED"
+    return token, manager_id
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_TO_PASSWORD_ONLY))
+async def test_password_only_token_is_refused_everything_but_verifying(api, clinic, password_only, name):
+    token, manager_id = password_only
+    r = await run_refused(api, token, clinic, manager_id, name, REFUSED_TO_PASSWORD_ONLY)
+    assert error_code(r, "TWO_FACTOR_REQUIRED"), r.body
+
+
+async def test_password_only_token_may_log_out(api, clinic, password_only):
+    token, _ = password_only
+    assert (await api.gql(LOGOUT, token=token)).data == {"logout": True}
+    assert error_code(await api.verify(token, OWN_TOTP_CODE), "UNAUTHENTICATED")
+
+
+@pytest.fixture
+async def enrolment_only(api, clinic) -> tuple[str, str]:
+    """An enrolment-only token of the member, bound by the Clinic's enforcement, and their id."""
+    member_id = await own_id(api, await signed_in(api, MEMBER))
+    await enforcing_manager(api, clinic)
+    status, token = await api.login_token(MEMBER)
+    assert status == "ENROLMENT_REQUIRED"
+    return token, member_id
+
+
+async def test_enrolment_only_token_reads_its_own_scalars(api, clinic, enrolment_only):
+    token, member_id = enrolment_only
+    r = await api.gql(ME, token=token)
+    assert r.errors == [], r.body
+    assert r.data["me"] == {
+        "id": member_id, "email": MEMBER, "name": "Member", "twoFactorEnabled": False, "twoFactorRequired": True,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_TO_ENROLMENT_ONLY))
+async def test_enrolment_only_token_is_refused_everything_but_enrolling(api, clinic, enrolment_only, name):
+    token, member_id = enrolment_only
+    r = await run_refused(api, token, clinic, member_id, name, REFUSED_TO_ENROLMENT_ONLY)
+    assert error_code(r, "ENROLMENT_REQUIRED"), r.body
+
+
+async def test_enrolment_only_token_may_enrol(api, clinic, enrolment_only):
+    token, _ = enrolment_only
+    r = await api.gql(ENROL, token=token)
+    assert r.errors == [] and r.data["enrolTotp"]["secret"], r.body
+
+
+async def test_enrolment_only_token_may_log_out(api, clinic, enrolment_only):
+    token, _ = enrolment_only
+    assert (await api.gql(LOGOUT, token=token)).data == {"logout": True}
+    assert error_code(await api.gql(ME, token=token), "UNAUTHENTICATED")
+
+
+@pytest.fixture
+async def held_session(api, clinic) -> tuple[str, str]:
+    """A full session the member held before the Clinic's enforcement bound them, and their id."""
+    token = await signed_in(api, MEMBER)
+    member_id = await own_id(api, token)
+    assert not (await api.gql(ACCOUNTS, token=token)).errors
+    await enforcing_manager(api, clinic)
+    return token, member_id
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_TO_ENROLMENT_ONLY))
+async def test_held_full_session_is_limited_once_enforcement_binds_its_user(api, clinic, held_session, name):
+    token, member_id = held_session
+    r = await run_refused(api, token, clinic, member_id, name, REFUSED_TO_ENROLMENT_ONLY)
+    assert error_code(r, "ENROLMENT_REQUIRED"), r.body
+
+
+async def test_held_full_session_still_reads_its_own_scalars_once_bound(api, clinic, held_session):
+    token, _ = held_session
+    r = await api.gql(ME, token=token)
+    assert r.errors == [] and r.data["me"]["twoFactorRequired"] is True, r.body
+
+
+async def test_held_full_session_regains_full_access_once_enrolled(api, clinic, held_session):
+    token, _ = held_session
+    usable = (await api.enrol(token)).token
+    r = await api.gql(ACCOUNTS, token=usable)
+    assert r.errors == [] and r.data == {"accounts": [{"id": clinic, "name": CLINIC}]}, r.body

@@ -1,0 +1,252 @@
+"""Throttling of failed second factors and passwords (API.md "Second factors"): 4 free failures,
+then RATE_LIMITED with a growing delay that refuses even the right answer, per user across
+sessions and mutations; TOTP locked after 100 failures until a recovery code is used."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable
+
+import pytest
+
+from tests.conftest import Api, Login, Result, totp_now
+from tests.test_login import (
+    DISABLE,
+    LONER,
+    MANAGER,
+    MEMBER,
+    REGENERATE,
+    audit_actions,
+    error_code,
+    seed_clinic,
+    signed_in,
+)
+from tests.test_totp import MALFORMED, confirm, enrolled, start_enrolment, wrong_code
+
+Attempt = Callable[[str], Awaitable[Result]]
+
+
+@pytest.fixture
+async def clinic(api, seed) -> str:
+    return await seed_clinic(api, seed)
+
+
+@pytest.fixture
+async def member(api, clinic, clock) -> Login:
+    return await enrolled(api, MEMBER, clock)
+
+
+async def password_only(api: Api, email: str = MEMBER) -> str:
+    status, token = await api.login_token(email)
+    assert status == "TWO_FACTOR_REQUIRED"
+    return token
+
+
+def retry_after(result: Result) -> int:
+    """The delay of a RATE_LIMITED answer (which carries no data)."""
+    assert error_code(result, "RATE_LIMITED"), result.body
+    value = result.errors[0]["extensions"]["retryAfter"]
+    assert isinstance(value, int) and value >= 1, result.body
+    return value
+
+
+async def fail(attempt: Attempt, secret: str, times: int) -> list[str | None]:
+    """`times` wrong codes; the code of each answer."""
+    return [(await attempt(wrong_code(secret))).code for _ in range(times)]
+
+
+def verifying(api: Api, token: str) -> Attempt:
+    return lambda code: api.verify(token, code)
+
+
+def with_full_session(api: Api, query: str, token: str) -> Attempt:
+    return lambda code: api.gql(query, {"c": code}, token=token)
+
+
+# --- Second factors -------------------------------------------------------------------------
+
+
+async def test_the_first_four_failures_are_invalid_code(api, member):
+    assert await fail(verifying(api, await password_only(api)), member.secret, 4) == ["INVALID_CODE"] * 4
+
+
+async def test_the_fifth_failure_and_later_ones_are_rate_limited_with_retry_after(api, member):
+    attempt = verifying(api, await password_only(api))
+    await fail(attempt, member.secret, 4)
+    retry_after(await attempt(wrong_code(member.secret)))
+    retry_after(await attempt(wrong_code(member.secret)))
+
+
+async def test_the_right_code_is_refused_while_the_delay_runs(api, member):
+    attempt = verifying(api, await password_only(api))
+    await fail(attempt, member.secret, 5)
+    retry_after(await attempt(totp_now(member.secret)))
+
+
+async def test_the_right_code_works_after_the_delay_and_resets_the_count(api, member, clock):
+    attempt = verifying(api, await password_only(api))
+    await fail(attempt, member.secret, 4)
+    clock.advance(retry_after(await attempt(wrong_code(member.secret))))
+    r = await attempt(totp_now(member.secret))
+    assert r.errors == [] and r.data["verifyTwoFactor"]["status"] == "AUTHENTICATED", r.body
+    attempt = verifying(api, await password_only(api))
+    assert await fail(attempt, member.secret, 4) == ["INVALID_CODE"] * 4
+
+
+async def test_the_delay_grows_with_every_further_failure(api, member, clock):
+    attempt = verifying(api, await password_only(api))
+    await fail(attempt, member.secret, 4)
+    delays = []
+    for _ in range(4):
+        delays.append(retry_after(await attempt(wrong_code(member.secret))))
+        clock.advance(delays[-1])
+    assert delays == sorted(set(delays)), delays
+
+
+async def test_failures_count_per_user_across_sessions(api, member):
+    first, second = verifying(api, await password_only(api)), verifying(api, await password_only(api))
+    for attempt in (first, second, first, second):
+        assert (await attempt(wrong_code(member.secret))).code == "INVALID_CODE"
+    retry_after(await first(wrong_code(member.secret)))
+    retry_after(await second(totp_now(member.secret)))
+
+
+async def test_failures_of_one_user_do_not_throttle_another(api, member, clock):
+    manager = await enrolled(api, MANAGER, clock)
+    await fail(verifying(api, await password_only(api)), member.secret, 5)
+    r = await api.verify(await password_only(api, MANAGER), totp_now(manager.secret))
+    assert r.errors == [], r.body
+
+
+async def attempt_by(api: Api, clock, mutation: str) -> tuple[Attempt, str]:
+    """An attempt through one of the four second-factor mutations, and the secret it checks."""
+    if mutation == "confirmTotp":
+        token = await signed_in(api, LONER)
+        secret = await start_enrolment(api, token)
+        return (lambda code: confirm(api, token, code)), secret
+    member = await enrolled(api, MEMBER, clock)
+    if mutation == "verifyTwoFactor":
+        return verifying(api, await password_only(api)), member.secret
+    query = {"disableTotp": DISABLE, "regenerateRecoveryCodes": REGENERATE}[mutation]
+    return with_full_session(api, query, member.token), member.secret
+
+
+@pytest.mark.parametrize("mutation", ["verifyTwoFactor", "confirmTotp", "disableTotp", "regenerateRecoveryCodes"])
+async def test_every_second_factor_mutation_is_throttled(api, clinic, clock, mutation):
+    attempt, secret = await attempt_by(api, clock, mutation)
+    assert await fail(attempt, secret, 4) == ["INVALID_CODE"] * 4
+    retry_after(await attempt(wrong_code(secret)))
+    retry_after(await attempt(totp_now(secret)))
+
+
+async def test_failures_in_different_mutations_count_together(api, member):
+    verify = verifying(api, await password_only(api))
+    disable = with_full_session(api, DISABLE, member.token)
+    regenerate = with_full_session(api, REGENERATE, member.token)
+    for attempt in (verify, disable, regenerate, verify):
+        assert (await attempt(wrong_code(member.secret))).code == "INVALID_CODE"
+    retry_after(await disable(wrong_code(member.secret)))
+
+
+async def verify_after_login(api: Api, code: str) -> Result:
+    """A fresh login's second step (a password-only token outlives no long wait)."""
+    return await api.verify(await password_only(api), code)
+
+
+async def test_after_100_failures_totp_stays_locked_until_a_recovery_code_is_used(api, member, clock):
+    wait = 0
+    for _ in range(100):  # each failure waits out the delay of the one before, so each is checked
+        clock.advance(wait)
+        r = await verify_after_login(api, wrong_code(member.secret))
+        wait = retry_after(r) if r.code == "RATE_LIMITED" else 0
+        assert r.code in ("INVALID_CODE", "RATE_LIMITED")
+    clock.advance(wait + 24 * 3600)
+    retry_after(await verify_after_login(api, totp_now(member.secret)))
+    r = await verify_after_login(api, member.recovery_codes[0])
+    assert r.errors == [] and r.data["verifyTwoFactor"]["status"] == "AUTHENTICATED", r.body
+    assert (await verify_after_login(api, totp_now(member.secret, 1))).errors == []
+
+
+async def test_parallel_attempts_cannot_outrun_the_throttle(api, member, clock):
+    """A burst of guesses sent at once is held to the same count: after 4 failures only one of
+    the burst is checked (the 5th failure, a 1 s delay), so the right code works 1.5 s later.
+    Were the burst checked whole, 14 failures would impose minutes."""
+    attempt = verifying(api, await password_only(api))
+    await fail(attempt, member.secret, 4)
+    answers = await asyncio.gather(*(attempt(wrong_code(member.secret)) for _ in range(10)))
+    assert [r.code for r in answers] == ["RATE_LIMITED"] * 10
+    retry_after(await attempt(totp_now(member.secret)))  # even the right code, while the delay runs
+    clock.advance(1.5)
+    assert (await attempt(totp_now(member.secret))).errors == []
+
+
+async def test_malformed_codes_do_not_count_as_failures(api, member):
+    attempt = verifying(api, await password_only(api))
+    for reshape in MALFORMED.values():
+        assert (await attempt(reshape(totp_now(member.secret)))).code == "BAD_USER_INPUT"
+    assert await fail(attempt, member.secret, 4) == ["INVALID_CODE"] * 4
+
+
+async def test_failed_and_throttled_second_factors_are_audited(api, member, clinic):
+    attempt = verifying(api, await password_only(api))
+    await fail(attempt, member.secret, 5)
+    await attempt(totp_now(member.secret))  # refused while the delay runs
+    actions = await audit_actions(api, await signed_in(api, MANAGER), clinic, MEMBER)
+    failed, throttled = actions.count("SECOND_FACTOR_FAILED"), actions.count("SECOND_FACTOR_THROTTLED")
+    assert failed >= 4 and throttled >= 1 and failed + throttled == 6, actions
+
+
+# --- Passwords ------------------------------------------------------------------------------
+
+
+async def fail_password(api: Api, email: str, times: int) -> list[str | None]:
+    return [(await api.login(email, "wrong-password")).code for _ in range(times)]
+
+
+async def test_the_fifth_password_failure_is_rate_limited_and_refuses_even_the_right_password(api, clinic, clock):
+    assert await fail_password(api, MEMBER, 4) == ["INVALID_CREDENTIALS"] * 4
+    wait = retry_after(await api.login(MEMBER, "wrong-password"))
+    retry_after(await api.login(MEMBER))
+    clock.advance(wait)
+    assert (await api.login_token(MEMBER))[0] == "AUTHENTICATED"
+
+
+async def test_every_spelling_of_an_email_counts_towards_its_throttle(api, clinic):
+    spellings = ["Member@Example.org", " member@example.org", "MEMBER@EXAMPLE.ORG", "member@example.org "]
+    assert [(await api.login(email, "wrong-password")).code for email in spellings] == ["INVALID_CREDENTIALS"] * 4
+    retry_after(await api.login(MEMBER.title(), "wrong-password"))
+    retry_after(await api.login(MEMBER.upper()))
+
+
+async def test_parallel_password_guesses_cannot_outrun_the_throttle(api, clinic, clock):
+    """After 4 failures, a burst of 10 wrong passwords sent at once counts one failure (the 5th:
+    a 1 s delay), not ten: the right password works 1.5 s later."""
+    await fail_password(api, MEMBER, 4)
+    answers = await asyncio.gather(*(api.login(MEMBER, "wrong-password") for _ in range(10)))
+    assert [r.code for r in answers] == ["RATE_LIMITED"] * 10
+    retry_after(await api.login(MEMBER))
+    clock.advance(1.5)
+    assert (await api.login_token(MEMBER))[0] == "AUTHENTICATED"
+
+
+async def test_a_right_password_resets_the_count(api, clinic):
+    await fail_password(api, MEMBER, 4)
+    await signed_in(api, MEMBER)
+    assert await fail_password(api, MEMBER, 4) == ["INVALID_CREDENTIALS"] * 4
+
+
+async def test_an_unknown_email_is_throttled_like_a_known_one(api, clinic):
+    assert await fail_password(api, "nobody@example.org", 4) == ["INVALID_CREDENTIALS"] * 4
+    retry_after(await api.login("nobody@example.org", "wrong-password"))
+
+
+async def test_a_throttled_email_does_not_block_another_from_the_same_address(api, clinic):
+    await fail_password(api, MEMBER, 6)
+    assert await fail_password(api, MANAGER, 1) == ["INVALID_CREDENTIALS"]
+    await signed_in(api, MANAGER)
+
+
+async def test_an_address_may_fail_a_hundred_passwords_within_an_hour(api, clinic):
+    codes = [(await api.login(f"user{i}@example.org", "wrong-password")).code for i in range(100)]
+    assert codes == ["INVALID_CREDENTIALS"] * 100
+    await signed_in(api, MEMBER)
