@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate as tortoise_migrate
@@ -38,10 +38,12 @@ class _LazyConfig(dict):
 TORTOISE_ORM = _LazyConfig()
 
 
-async def migrate(database_url: str | None = None) -> None:
-    """Apply pending migrations, then leave tortoise closed."""
-    await tortoise_migrate(config=tortoise_config(database_url))
-    await Tortoise.close_connections()
+async def migrate(database_url: str | None = None, progress: Callable[[str, str, str], object] | None = None) -> None:
+    """Apply pending migrations, then leave tortoise closed; `progress(event, app, name)` hears each step."""
+    try:
+        await tortoise_migrate(config=tortoise_config(database_url), progress=progress)
+    finally:
+        await Tortoise.close_connections()
 
 
 async def init(database_url: str | None = None) -> None:

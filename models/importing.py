@@ -2,7 +2,8 @@
 
 A merge, never a deletion: accounts are matched by their path of names, sites by name within
 their account, users by email. An existing user keeps their password unless the file gives one;
-a role already held is only ever raised. Everything is written in one transaction, or nothing.
+a user named in a role but not listed is added without a password; a role already held is only
+ever raised. Everything is written in one transaction, or nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tortoise.transactions import in_transaction
 from models.crypto import hash_password
 from models.errors import MandateError
 from models.tables import Account, Membership, Role, Site, SiteMembership, User
-from models.users import check_name, check_password, normalise_email
+from models.users import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, check_name, normalise_email
 
 
 class ImportFileError(ValueError):
@@ -31,6 +32,7 @@ class ImportSummary:
     roles_granted: int = 0
     site_accesses_granted: int = 0
     user_ids: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
@@ -86,7 +88,11 @@ async def _merge_user(entry: Any, where: str, summary: ImportSummary) -> None:
     if name is not None:
         changes["name"] = _checked(where, check_name, name)
     if password is not None:
-        changes["password_hash"] = hash_password(_checked(where, check_password, password))
+        if not password or len(password) > MAX_PASSWORD_LENGTH:
+            raise ImportFileError(f"{where}: a password is 1 to {MAX_PASSWORD_LENGTH} characters")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            summary.warnings.append(f"{email}: a password under {MIN_PASSWORD_LENGTH} characters is weak")
+        changes["password_hash"] = hash_password(password)
     user = await User.get_or_none(email=email)
     if user is None:
         changes.setdefault("name", email.split("@")[0])
@@ -104,8 +110,10 @@ async def _user_id(email: Any, where: str, summary: ImportSummary) -> int:
     email = _checked(where, normalise_email, email)
     if email not in summary.user_ids:
         user = await User.get_or_none(email=email)
-        if user is None:
-            raise ImportFileError(f"{where}: no user {email}: list them under 'users'")
+        if user is None:  # named but not listed: added without a password (cannot log in yet)
+            user = await User.create(email=email, name=email.split("@")[0])
+            summary.users_created += 1
+            summary.warnings.append(f"{email}: added without a password (list them under 'users' to give one)")
         summary.user_ids[email] = user.id
     return summary.user_ids[email]
 

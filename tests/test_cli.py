@@ -1,0 +1,360 @@
+"""The `mandate` command line, run as a real subprocess against a database of its own, and
+checked through a live `mandate serve` over HTTP (one server per backend for the module)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TABLES, Api, _create_postgres_database, _drop_postgres_database
+
+SCRIPT = Path(sys.executable).with_name("mandate")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "mandate.cli"]
+DEMO_PASSWORD = "demo-password"
+
+# API.md's example file with real passwords, and every user it names listed under "users".
+EXAMPLE = {
+    "users": [
+        {"email": "ann@example.org", "name": "Ann", "password": "ann-password"},
+        {"email": "bob@example.org", "name": "Bob", "password": "bob-password"},
+        {"email": "cat@example.org", "name": "Cat", "password": "cat-password"},
+    ],
+    "accounts": [
+        {"name": "North Health",
+         "managers": ["ann@example.org"],
+         "members": ["bob@example.org"],
+         "sites": [{"name": "Leeds", "members": ["cat@example.org"]}],
+         "children": [{"name": "North Health Dental", "sites": [], "children": []}]},
+    ],
+}
+TREE = "{ accounts { name viewerRole sites { name } children { name } } }"
+
+
+@dataclass
+class Mandate:
+    """Runs the `mandate` command against one database, from a folder of its own."""
+
+    url: str
+    folder: Path
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ, "DATABASE_URL": self.url, "MANDATE_SECRET_KEY": "cli-test-key",
+            "MANDATE_ARGON2_TIME_COST": "1", "MANDATE_ARGON2_MEMORY_KIB": "1024", "PYTHONUNBUFFERED": "1",
+        }
+
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*COMMAND, *args], input=stdin, capture_output=True, text=True, env=self.env(),
+            cwd=self.folder, timeout=60,
+        )
+
+    def import_file(self, data: object) -> subprocess.CompletedProcess:
+        path = self.folder / "import.json"
+        path.write_text(data if isinstance(data, str) else json.dumps(data))
+        return self.run("import", str(path))
+
+
+@dataclass
+class Served:
+    mandate: Mandate
+    api: Api
+    log: Path
+
+
+def _backend(database_url: str) -> str:
+    return "postgres" if database_url.startswith("postgres") else "sqlite"
+
+
+async def _new_database(backend: str, folder: Path):
+    """A database never migrated: (url, drop)."""
+    if backend == "sqlite":
+        async def nothing() -> None:
+            pass
+        return f"sqlite://{folder / 'mandate.sqlite3'}", nothing
+    server = os.environ["MANDATE_TEST_POSTGRES_URL"]
+    name, url = await _create_postgres_database(server)
+    return url, lambda: _drop_postgres_database(server, name)
+
+
+async def _empty(url: str) -> None:
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite://")) as conn:
+            conn.executescript("".join(f"DELETE FROM {table};" for table in TABLES))
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_healthy(process: subprocess.Popen, base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"mandate serve exited: {log.read_text()}"
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"mandate serve did not answer /healthz: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+async def served(database_url, tmp_path_factory):
+    """`mandate serve` on a database it finds unmigrated, for the whole module."""
+    folder = tmp_path_factory.mktemp("mandate-cli")
+    url, drop = await _new_database(_backend(database_url), folder)
+    mandate = Mandate(url, folder)
+    port, log = _free_port(), folder / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*COMMAND, "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+            env=mandate.env(), cwd=folder,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(process, base_url, log)
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+            yield Served(mandate, Api(client), log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        await drop()
+
+
+@pytest.fixture
+async def mandate(served) -> Mandate:
+    """The served database, emptied for this test."""
+    await _empty(served.mandate.url)
+    return served.mandate
+
+
+@pytest.fixture
+def api(served) -> Api:
+    """The live server's API (in place of conftest's in-process app)."""
+    return served.api
+
+
+@pytest.fixture
+async def unmigrated(database_url, tmp_path):
+    url, drop = await _new_database(_backend(database_url), tmp_path)
+    yield Mandate(url, tmp_path)
+    await drop()
+
+
+async def login_status(api: Api, email: str, password: str) -> str:
+    """AUTHENTICATED (or another status), else the error code."""
+    result = await api.login(email, password)
+    return result.code if result.errors else result.data["login"]["status"]
+
+
+async def read_tree(api: Api, email: str, password: str) -> list[dict]:
+    _, token = await api.login_token(email, password)
+    result = await api.gql(TREE, token=token)
+    assert not result.errors, result.body
+    return result.data["accounts"]
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    """'Imported F: users: 3 created, 0 updated; accounts: 2 created; ...' -> {'users created': 3, ...}"""
+    line = next(line for line in output.splitlines() if line.startswith("Imported "))
+    counts = {}
+    for part in line.split(": ", 1)[1].split(";"):
+        area, numbers = part.split(":")
+        for number, verb in re.findall(r"(\d+) (\w+)", numbers):
+            counts[f"{area.strip()} {verb}"] = int(number)
+    return counts
+
+
+def assert_refused(result: subprocess.CompletedProcess, exit_code: int, *words: str) -> None:
+    """A refusal is one line on stderr, with no traceback."""
+    assert result.returncode == exit_code, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr
+
+
+# -- help, migrate, serve ------------------------------------------------------------------------
+
+
+def test_every_command_answers_help(tmp_path):
+    runs = [subprocess.Popen([*COMMAND, *args, "--help"], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+            for args in ([], ["serve"], ["migrate"], ["import"], ["demo"])]
+    for run, name in zip(runs, ["", " serve", " migrate", " import", " demo"]):
+        out, _ = run.communicate(timeout=30)
+        assert run.returncode == 0
+        assert out.startswith(f"usage: mandate{name}"), out
+
+
+def test_migrate_applies_pending_migrations_then_reports_none(unmigrated):
+    first = unmigrated.run("migrate")
+    assert first.returncode == 0, first.stderr
+    assert "Applied migration models.0001_initial" in first.stdout
+    again = unmigrated.run("migrate")
+    assert again.returncode == 0, again.stderr
+    assert "Applied" not in again.stdout and "No migrations to apply" in again.stdout
+
+
+async def test_serve_applies_migrations_to_a_fresh_database(served):
+    assert "Applied migration models.0001_initial" in served.log.read_text()
+    assert await login_status(served.api, "nobody@example.org", "password-123") == "INVALID_CREDENTIALS"
+
+
+def test_unreachable_database_fails_in_one_line(database_url, tmp_path):
+    url = ("postgres://postgres@127.0.0.1:1/mandate" if _backend(database_url) == "postgres"
+           else f"sqlite://{tmp_path / 'missing-folder' / 'mandate.sqlite3'}")
+    assert_refused(Mandate(url, tmp_path).run("migrate"), 1, "database")
+
+
+# -- import ----------------------------------------------------------------------------------------
+
+
+async def test_import_creates_the_users_accounts_sites_and_roles_of_the_file(mandate, api):
+    result = mandate.import_file(EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    assert summary_counts(result.stdout) == {
+        "users created": 3, "users updated": 0, "accounts created": 2, "sites created": 1,
+        "roles granted": 2, "site access granted": 1,
+    }
+    north = {"name": "North Health", "sites": [{"name": "Leeds"}], "children": [{"name": "North Health Dental"}]}
+    assert await read_tree(api, "ann@example.org", "ann-password") == [{**north, "viewerRole": "MANAGER"}]
+    assert await read_tree(api, "bob@example.org", "bob-password") == [{**north, "viewerRole": "MEMBER"}]
+    assert await read_tree(api, "cat@example.org", "cat-password") == [
+        {"name": "North Health", "viewerRole": None, "sites": [{"name": "Leeds"}], "children": []}
+    ]
+
+
+def test_importing_the_same_file_again_creates_nothing(mandate):
+    assert mandate.import_file(EXAMPLE).returncode == 0
+    again = mandate.import_file(EXAMPLE)
+    assert again.returncode == 0, again.stderr
+    counts = summary_counts(again.stdout)
+    assert counts and all(n == 0 for key, n in counts.items() if not key.endswith("updated")), counts
+
+
+async def test_reimport_without_a_password_keeps_the_users_password(mandate, api):
+    mandate.import_file({"users": [{"email": "ann@example.org", "password": "first-password"}]})
+    result = mandate.import_file({"users": [{"email": "ann@example.org", "name": "Ann Other"}]})
+    assert result.returncode == 0, result.stderr
+    assert await login_status(api, "ann@example.org", "first-password") == "AUTHENTICATED"
+
+
+async def test_reimport_with_a_password_replaces_it(mandate, api):
+    mandate.import_file({"users": [{"email": "ann@example.org", "password": "first-password"}]})
+    result = mandate.import_file({"users": [{"email": "ann@example.org", "password": "second-password"}]})
+    assert result.returncode == 0, result.stderr
+    assert await login_status(api, "ann@example.org", "second-password") == "AUTHENTICATED"
+    assert await login_status(api, "ann@example.org", "first-password") == "INVALID_CREDENTIALS"
+
+
+async def test_import_reads_standard_input_for_a_dash(mandate, api):
+    result = mandate.run("import", "-", stdin=json.dumps(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert await login_status(api, "ann@example.org", "ann-password") == "AUTHENTICATED"
+
+
+DAN = {"email": "dan@example.org", "password": "dan-password"}
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"users": [', ["not JSON"]),
+    ({"users": [DAN], "accounts": [{"name": "Dan's", "children": "none"}]}, ["children", "list"]),
+    ({"users": [DAN], "accounts": [{"name": "Dan's", "members": ["not-an-email"]}]}, ["email"]),
+], ids=["not-json", "wrong-shape", "bad-email"])
+def test_a_bad_import_file_exits_2_and_writes_nothing(mandate, content, words):
+    assert_refused(mandate.import_file(content), 2, *words)
+    # What the bad file held before its fault is all still new to the database.
+    after = mandate.import_file({"users": [DAN], "accounts": [{"name": "Dan's"}]})
+    assert summary_counts(after.stdout)["users created"] == 1
+    assert summary_counts(after.stdout)["accounts created"] == 1
+
+
+API_EXAMPLE = {
+    "users": [{"email": "ann@example.org", "name": "Ann", "password": "..."}],
+    "accounts": [
+        {"name": "North Health",
+         "managers": ["ann@example.org"],
+         "members": ["bob@example.org"],
+         "sites": [{"name": "Leeds", "members": ["cat@example.org"]}],
+         "children": [{"name": "North Health Dental", "sites": [], "children": []}]},
+    ],
+}
+
+
+async def test_api_md_example_imports_as_printed(mandate, api):
+    """Users named in roles but not listed are added without a password, with a warning."""
+    result = mandate.import_file(API_EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    assert summary_counts(result.stdout)["users created"] == 3
+    assert "bob@example.org: added without a password" in result.stdout
+    assert await login_status(api, "ann@example.org", "...") == "AUTHENTICATED"
+    assert await login_status(api, "bob@example.org", "anything-at-all") == "INVALID_CREDENTIALS"
+
+
+def test_a_missing_import_file_exits_2(mandate):
+    assert_refused(mandate.run("import", str(mandate.folder / "no-such-file.json")), 2, "no-such-file.json")
+
+
+# -- demo ------------------------------------------------------------------------------------------
+
+
+async def test_demo_manager_logs_in_with_the_demo_password_and_sees_the_group(mandate, api):
+    result = mandate.run("demo")
+    assert result.returncode == 0, result.stderr
+    assert "manager@example.org" in result.stdout and DEMO_PASSWORD in result.stdout
+    assert await login_status(api, "manager@example.org", DEMO_PASSWORD) == "AUTHENTICATED"
+    [group] = await read_tree(api, "manager@example.org", DEMO_PASSWORD)
+    assert group["name"] == "Northwind Health" and group["viewerRole"] == "MANAGER"
+    assert len(group["children"]) == 2
+
+
+async def test_every_demo_login_printed_can_log_in(mandate, api):
+    result = mandate.run("demo")
+    emails = sorted(set(re.findall(r"[\w.]+@example\.org", result.stdout)))
+    assert len(emails) == 5, result.stdout
+    assert [await login_status(api, email, DEMO_PASSWORD) for email in emails] == ["AUTHENTICATED"] * 5
+
+
+def test_demo_twice_refuses_the_second_time(mandate):
+    assert mandate.run("demo").returncode == 0
+    assert_refused(mandate.run("demo"), 2, "empty")
+
+
+async def test_demo_refuses_a_database_with_any_user_and_writes_nothing(mandate, api):
+    mandate.import_file({"users": [DAN]})
+    assert_refused(mandate.run("demo"), 2, "empty")
+    assert await login_status(api, "manager@example.org", DEMO_PASSWORD) == "INVALID_CREDENTIALS"
+
+
+async def test_demo_if_empty_leaves_a_database_with_data_alone(mandate, api):
+    mandate.import_file({"users": [DAN]})
+    result = mandate.run("demo", "--if-empty")
+    assert result.returncode == 0, result.stderr
+    assert await login_status(api, "manager@example.org", DEMO_PASSWORD) == "INVALID_CREDENTIALS"
