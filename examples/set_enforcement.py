@@ -29,9 +29,19 @@ class MandateError(RuntimeError):
     pass
 
 
-def call(http: httpx.Client, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+class Client(httpx.Client):
+    """An httpx client that knows the GraphQL endpoint's URL."""
+
+    def __init__(self, url: str, **kwargs) -> None:
+        super().__init__(timeout=10, **kwargs)
+        self.url = url
+
+
+def call(http: Client, query: str, variables: dict | None = None, token: str | None = None) -> dict:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = http.post("", json={"query": query, "variables": variables or {}}, headers=headers)
+    response = http.post(http.url, json={"query": query, "variables": variables or {}}, headers=headers)
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        raise MandateError(f"HTTP {response.status_code} from {http.url}: not a GraphQL answer")
     body = response.json()
     if body.get("errors"):
         error = body["errors"][0]
@@ -39,7 +49,7 @@ def call(http: httpx.Client, query: str, variables: dict | None = None, token: s
     return body["data"]
 
 
-def find_account(http: httpx.Client, token: str, name: str) -> dict:
+def find_account(http: Client, token: str, name: str) -> dict:
     for top in call(http, TREE, token=token)["accounts"]:
         for account in [top, *top["descendants"]]:
             if account["name"] == name:
@@ -47,9 +57,8 @@ def find_account(http: httpx.Client, token: str, name: str) -> dict:
     raise MandateError(f"no account named {name!r} is reachable")
 
 
-def set_enforcement(url: str, email: str, password: str, secret: str, name: str, enforced: bool,
-                    transport: httpx.BaseTransport | None = None) -> dict:
-    with httpx.Client(base_url=url, timeout=10, transport=transport) as http:
+def set_enforcement(url: str, email: str, password: str, secret: str, name: str, enforced: bool) -> dict:
+    with Client(url) as http:
         login = call(http, LOGIN, {"email": email, "password": password})["login"]
         if login["status"] != "TWO_FACTOR_REQUIRED":
             raise MandateError(f"expected a second factor step, got {login['status']}")

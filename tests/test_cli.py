@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TABLES, Api, _create_postgres_database, _drop_postgres_database
+from tests.conftest import TABLES, Api, _create_postgres_database, _drop_postgres_database, totp_now
 
 SCRIPT = Path(sys.executable).with_name("mandate")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "mandate.cli"]
@@ -358,3 +358,35 @@ async def test_demo_if_empty_leaves_a_database_with_data_alone(mandate, api):
     result = mandate.run("demo", "--if-empty")
     assert result.returncode == 0, result.stderr
     assert await login_status(api, "manager@example.org", DEMO_PASSWORD) == "INVALID_CREDENTIALS"
+
+
+# -- the README's automation script ----------------------------------------------------------------
+
+
+async def test_readme_automation_script_switches_enforcement_on(mandate, api, served):
+    mandate.import_file({
+        "users": [{"email": "robot@example.org", "password": "robot-password"}],
+        "accounts": [{"name": "North Health", "managers": ["robot@example.org"],
+                      "children": [{"name": "North Health Dental"}]}],
+    })
+    _, token = await api.login_token("robot@example.org", "robot-password")
+    secret = (await api.gql("mutation { enrolTotp { secret } }", token=token)).data["enrolTotp"]["secret"]
+    # Confirm with the previous step's code, so the script's code of the current step is still fresh.
+    confirmed = await api.gql("mutation($c: String!) { confirmTotp(code: $c) { recoveryCodes } }",
+                              {"c": totp_now(secret, -1)}, token=token)
+    assert not confirmed.errors, confirmed.body
+
+    script = Path(__file__).parents[1] / "examples" / "set_enforcement.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "North Health Dental", "on"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "MANDATE_URL": f"{api.client.base_url}/graphql", "MANDATE_EMAIL": "robot@example.org",
+             "MANDATE_PASSWORD": "robot-password", "MANDATE_TOTP_SECRET": secret},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "North Health Dental: enforced=True"
+    _, token = await api.login_token("robot@example.org", "robot-password")
+    assert token  # the robot's own login still works; enforcement now binds the Dental account
+    tree = (await api.gql("{ accounts { children { name twoFactorEnforcement { enforcedHere } } } }",
+                          token=(await api.verify(token, totp_now(secret, 1))).data["verifyTwoFactor"]["token"]))
+    assert tree.data["accounts"][0]["children"] == [
+        {"name": "North Health Dental", "twoFactorEnforcement": {"enforcedHere": True}}]
