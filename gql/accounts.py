@@ -133,11 +133,11 @@ class AccountNode(Node):
         description="This account's audit log, newest first.",
     )
     async def audit_events(
-        self, first: int = 50, after: Optional[str] = None
+        self, first: Optional[int] = 50, after: Optional[str] = None
     ) -> Annotated["AuditEventConnection", strawberry.lazy("gql.audit")]:
         from gql.audit import AuditEventConnection
 
-        return await AuditEventConnection.page(self.view.row.id, first, after)
+        return await AuditEventConnection.page(self.view.row.id, 50 if first is None else first, after)
 
 
 async def reachable_account(info: strawberry.Info, account_id: int) -> AccountView:

@@ -24,7 +24,7 @@ class SessionKind(str, Enum):
 
 
 class User(Model):
-    id = fields.IntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)
     email = fields.CharField(max_length=254, unique=True)
     name = fields.CharField(max_length=200)
     password_hash = fields.CharField(max_length=255, null=True)
@@ -44,7 +44,7 @@ class User(Model):
 
 
 class Account(Model):
-    id = fields.IntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)
     name = fields.CharField(max_length=200)
     parent: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="children", null=True, on_delete=fields.RESTRICT, db_index=True
@@ -60,7 +60,7 @@ class Account(Model):
 
 
 class Site(Model):
-    id = fields.IntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)
     name = fields.CharField(max_length=200)
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="sites", on_delete=fields.CASCADE, db_index=True
@@ -71,7 +71,7 @@ class Site(Model):
 
 
 class Membership(Model):
-    id = fields.IntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="memberships", on_delete=fields.CASCADE
     )
@@ -86,7 +86,7 @@ class Membership(Model):
 
 
 class SiteMembership(Model):
-    id = fields.IntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="site_memberships", on_delete=fields.CASCADE
     )
@@ -100,7 +100,7 @@ class SiteMembership(Model):
 
 
 class Session(Model):
-    id = fields.IntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)
     token_hash = fields.CharField(max_length=64, unique=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="sessions", on_delete=fields.CASCADE, db_index=True
@@ -117,7 +117,7 @@ class Session(Model):
 
 
 class RecoveryCode(Model):
-    id = fields.IntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="recovery_codes", on_delete=fields.CASCADE, db_index=True
     )
@@ -131,7 +131,7 @@ class RecoveryCode(Model):
 class Throttle(Model):
     """Consecutive failures under one key (a user's second factor, an email, a client address)."""
 
-    id = fields.IntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)
     key = fields.CharField(max_length=300, unique=True)
     failures = fields.IntField(default=0)
     last_failure_at = fields.DatetimeField(null=True)

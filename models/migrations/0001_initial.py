@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='Throttle',
             fields=[
-                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('key', fields.CharField(unique=True, max_length=300)),
                 ('failures', fields.IntField(default=0)),
                 ('last_failure_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='User',
             fields=[
-                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('email', fields.CharField(unique=True, max_length=254)),
                 ('name', fields.CharField(max_length=200)),
                 ('password_hash', fields.CharField(null=True, max_length=255)),
@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='Account',
             fields=[
-                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('name', fields.CharField(max_length=200)),
                 ('parent', fields.ForeignKeyField('models.Account', source_field='parent_id', null=True, db_index=True, db_constraint=True, to_field='id', related_name='children', on_delete=OnDelete.RESTRICT)),
                 ('enforced', fields.BooleanField(default=False, db_index=True)),
@@ -64,10 +64,10 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='Membership',
             fields=[
-                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('user', fields.ForeignKeyField('models.User', source_field='user_id', db_constraint=True, to_field='id', related_name='memberships', on_delete=OnDelete.CASCADE)),
                 ('account', fields.ForeignKeyField('models.Account', source_field='account_id', db_index=True, db_constraint=True, to_field='id', related_name='memberships', on_delete=OnDelete.CASCADE)),
-                ('role', fields.CharEnumField(description='MEMBER: MEMBER\nMANAGER: MANAGER', enum_type=Role, max_length=16)),
+                ('role', fields.CharEnumField(description='MANAGER: MANAGER\nMEMBER: MEMBER', enum_type=Role, max_length=16)),
             ],
             options={'table': 'memberships', 'app': 'models', 'unique_together': (('user', 'account'),), 'pk_attr': 'id'},
             bases=['Model'],
@@ -75,7 +75,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='RecoveryCode',
             fields=[
-                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('user', fields.ForeignKeyField('models.User', source_field='user_id', db_index=True, db_constraint=True, to_field='id', related_name='recovery_codes', on_delete=OnDelete.CASCADE)),
                 ('code_hash', fields.CharField(unique=True, max_length=64)),
                 ('used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
@@ -86,7 +86,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='Session',
             fields=[
-                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('token_hash', fields.CharField(unique=True, max_length=64)),
                 ('user', fields.ForeignKeyField('models.User', source_field='user_id', db_index=True, db_constraint=True, to_field='id', related_name='sessions', on_delete=OnDelete.CASCADE)),
                 ('kind', fields.CharEnumField(description='PASSWORD: password\nENROLMENT: enrolment\nFULL: full', enum_type=SessionKind, max_length=16)),
@@ -102,7 +102,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='Site',
             fields=[
-                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('name', fields.CharField(max_length=200)),
                 ('account', fields.ForeignKeyField('models.Account', source_field='account_id', db_index=True, db_constraint=True, to_field='id', related_name='sites', on_delete=OnDelete.CASCADE)),
             ],
@@ -112,7 +112,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='SiteMembership',
             fields=[
-                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('user', fields.ForeignKeyField('models.User', source_field='user_id', db_constraint=True, to_field='id', related_name='site_memberships', on_delete=OnDelete.CASCADE)),
                 ('site', fields.ForeignKeyField('models.Site', source_field='site_id', db_index=True, db_constraint=True, to_field='id', related_name='members', on_delete=OnDelete.CASCADE)),
             ],
