@@ -28,8 +28,9 @@ from gql.validation import OneAttemptPerDocument
 
 log = logging.getLogger("mandate.graphql")
 
-# A three-level tree with sites and enforcement sources is depth 8; GraphiQL's introspection
-# query is depth 13.
+# The frontend's three-level tree with sites and enforcement sources counts 5 here; room to
+# spare for nesting more levels. (Introspection fields are not counted: graphql-core's own
+# introspection-depth rule bounds those.)
 MAX_DEPTH = 15
 MAX_ALIASES = 30
 MAX_TOKENS = 5000
