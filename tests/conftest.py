@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,7 @@ async def database_url(request):
         yield url
         await db.close()
         await _forget_backend()
+        shutil.rmtree(folder, ignore_errors=True)
     else:
         server = os.environ["MANDATE_TEST_POSTGRES_URL"]
         name, url = await _create_postgres_database(server)
@@ -95,7 +98,7 @@ async def database_url(request):
 
 @pytest.fixture(autouse=True)
 async def clean_database(database_url):
-    """Every test starts from empty tables and the real clock."""
+    """Every test starts from empty tables, and a clock just past the start of a TOTP step."""
     conn = connections.get("default")
     if conn.capabilities.dialect == "postgres":
         await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
@@ -105,9 +108,15 @@ async def clean_database(database_url):
             + "".join(f"DELETE FROM {t};" for t in TABLES)
             + "DELETE FROM sqlite_sequence;"
         )
-    domain_clock.offset = 0.0
+    domain_clock.offset = offset_to_a_fresh_step()
     yield
     domain_clock.offset = 0.0
+
+
+def offset_to_a_fresh_step() -> float:
+    """A clock offset that puts the domain's time just after a 30 s step begins, so a test has
+    nearly 30 s before a code computed now stops being the current step's."""
+    return 30 - (time.time() % 30) + 0.25
 
 
 class Clock:

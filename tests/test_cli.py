@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from models import clock as domain_clock
+
 from tests.conftest import TABLES, Api, _create_postgres_database, _drop_postgres_database, totp_now
 
 SCRIPT = Path(sys.executable).with_name("mandate")
@@ -150,7 +152,8 @@ async def served(database_url, tmp_path_factory):
 
 @pytest.fixture
 async def mandate(served) -> Mandate:
-    """The served database, emptied for this test."""
+    """The served database, emptied for this test; codes follow the live server's real clock."""
+    domain_clock.offset = 0.0
     await _empty(served.mandate.url)
     return served.mandate
 
