@@ -22,7 +22,7 @@ from tortoise.exceptions import BaseORMException
 
 from mandate import db
 from mandate.config import reload_settings
-from mandate.demo import DEMO_LOGINS, DEMO_PASSWORD, DatabaseNotEmpty, load_demo
+from mandate.demo import DEMO_LOGINS, DEMO_PASSWORD, DatabaseNotEmpty, demo_is_loaded, load_demo
 from models.importing import ImportFileError, import_data
 
 EXIT_FAILED = 1    # the database did not answer, or another runtime failure
@@ -151,25 +151,29 @@ def cmd_import(args: argparse.Namespace, url: str) -> None:
         print(f"warning: {warning}")
 
 
-async def _demo(url: str, if_empty: bool) -> tuple[list[str], Any]:
+async def _demo(url: str, if_empty: bool) -> tuple[list[str], Any, bool]:
+    """(migrations applied, the summary or None when nothing was loaded, whether the demo is there)."""
     applied = await apply_migrations(url)
     async with db.connected(url):
         try:
-            return applied, await load_demo()
+            return applied, await load_demo(), True
         except DatabaseNotEmpty as exc:
             if if_empty:
-                return applied, None
+                return applied, None, await demo_is_loaded()
             raise CommandFailed(f"{exc} (use a new DATABASE_URL)", EXIT_REFUSED)
 
 
 def cmd_demo(args: argparse.Namespace, url: str) -> None:
-    applied, summary = asyncio.run(_demo(url, args.if_empty))
+    applied, summary, demo_there = asyncio.run(_demo(url, args.if_empty))
     _report_migrations(applied, quiet_when_none=True)
-    if summary is None:
+    if summary is not None:
+        print(f"Loaded the demo organisation Northwind Health ({summary}).")
+    elif demo_there:
+        print("The demo organisation Northwind Health is already loaded.")
+    else:
         print("The database already holds data: the demo organisation was not loaded.")
         return
-    print(f"Loaded the demo organisation Northwind Health ({summary}).")
-    print(f"Every demo login has the password {DEMO_PASSWORD!r}. Nobody has 2FA yet, and it is")
+    print(f"Every demo login has the password {DEMO_PASSWORD!r}. In a new demo nobody has 2FA and it is")
     print("enforced nowhere: log in as the group manager, set up 2FA, then switch enforcement on.\n")
     rows = [("email", "role", "sees")] + [(d.email, d.role, d.sees) for d in DEMO_LOGINS]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]

@@ -71,6 +71,10 @@ async def database_is_empty() -> bool:
     return not (await User.exists() or await Account.exists())
 
 
+async def demo_is_loaded() -> bool:
+    return await User.filter(email=DEMO_LOGINS[0].email).exists()
+
+
 async def load_demo() -> ImportSummary:
     if not await database_is_empty():
         raise DatabaseNotEmpty("the database already holds accounts or users: the demo loads into an empty one only")

@@ -393,3 +393,16 @@ async def test_readme_automation_script_switches_enforcement_on(mandate, api, se
                           token=(await api.verify(token, totp_now(secret, 1))).data["verifyTwoFactor"]["token"]))
     assert tree.data["accounts"][0]["children"] == [
         {"name": "North Health Dental", "twoFactorEnforcement": {"enforcedHere": True}}]
+
+
+async def test_demo_if_empty_prints_the_demo_logins_again_when_the_demo_is_loaded(mandate, api):
+    """`make run` a second time still shows the logins it serves."""
+    assert mandate.run("demo").returncode == 0
+    result = mandate.run("demo", "--if-empty")
+    assert result.returncode == 0, result.stderr
+    assert "already loaded" in result.stdout and "manager@example.org" in result.stdout
+    assert top_names(await read_tree(api, "manager@example.org", DEMO_PASSWORD)) == ["Northwind Health"]
+
+
+def top_names(tree: list[dict]) -> list[str]:
+    return [account["name"] for account in tree]
