@@ -92,7 +92,9 @@ def _dummy_hash_for(time_cost: int, memory_kib: int) -> str:
 
 
 def warm_up() -> None:
-    """Compute the dummy hash at start-up, so the first unknown email costs no more than others."""
+    """At start-up: load the keys (warning now if the development key is used) and compute the
+    dummy hash, so the first unknown email costs no more than others."""
+    cipher()
     _dummy_hash()
 
 
