@@ -126,20 +126,28 @@ async def login(email: str, password: str, client_address: str | None) -> Issued
     email = normalise_email(email)
     if len(password) > MAX_PASSWORD_LENGTH:
         raise bad_input("That password is too long.", "password")
-    email_key = throttle.email_key(email)
-    address_key = throttle.address_key(client_address) if client_address else None
-    if address_key:
-        await throttle.ensure_allowed(address_key, throttle.PASSWORD_PER_ADDRESS)
-    failures = await throttle.claim_attempt(email_key, throttle.PASSWORD_PER_EMAIL)
+    # Counted before the password is checked, so parallel guesses cannot outrun the limits.
+    claimed: list[tuple[str, throttle.Policy, int]] = []
+    limits = [(throttle.email_key(email), throttle.PASSWORD_PER_EMAIL)]
+    if client_address:
+        limits.append((throttle.address_key(client_address), throttle.PASSWORD_PER_ADDRESS))
+    try:
+        for key, policy in limits:
+            claimed.append((key, policy, await throttle.claim_attempt(key, policy)))
+    except MandateError:
+        for key, _, _ in claimed:
+            await throttle.release(key)
+        raise
 
     user = await User.get_or_none(email=email)
     # argon2 in a thread: it releases the GIL, and the event loop keeps serving meanwhile.
     if not await asyncio.to_thread(verify_password, user.password_hash if user else None, password):
-        if address_key:
-            await throttle.record_failure(address_key, throttle.PASSWORD_PER_ADDRESS)
-        raise throttle.refusal_after(failures, throttle.PASSWORD_PER_EMAIL, MandateError(INVALID_CREDENTIALS))
+        delay = max(policy.delay_after(failures) for _, policy, failures in claimed)
+        raise throttle.rate_limited(delay) if delay > 0 else MandateError(INVALID_CREDENTIALS)
     assert user is not None
-    await throttle.reset(email_key)
+    await throttle.reset(throttle.email_key(email))
+    if client_address:
+        await throttle.release(throttle.address_key(client_address))
 
     if user.two_factor_enabled:
         kind = SessionKind.PASSWORD

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
@@ -58,26 +58,14 @@ async def failures(key: str) -> int:
     return row.failures if row else 0
 
 
-@dataclass(frozen=True)
-class Status:
-    failures: int
-    retry_after: float  # seconds before the next attempt may be looked at (0: now)
-
-
-async def status(key: str, policy: Policy) -> Status:
-    row = await Throttle.filter(key=key).first()
-    if row is None or row.last_failure_at is None or row.failures == 0:
-        return Status(0, 0.0)
-    elapsed = clock.time() - row.last_failure_at.timestamp()
+def _standing(row: Throttle, policy: Policy, now: datetime) -> tuple[int, float]:
+    """(failures that still count, seconds before the next attempt may be looked at)."""
+    if row.last_failure_at is None or not row.failures:
+        return 0, 0.0
+    elapsed = (now - row.last_failure_at).total_seconds()
     if policy.forget_after is not None and elapsed >= policy.forget_after:
-        return Status(0, 0.0)
-    return Status(row.failures, max(0.0, policy.delay_after(row.failures) - elapsed))
-
-
-async def ensure_allowed(key: str, policy: Policy) -> None:
-    retry_after = (await status(key, policy)).retry_after
-    if retry_after > 0:
-        raise rate_limited(retry_after)
+        return 0, 0.0
+    return row.failures, max(0.0, policy.delay_after(row.failures) - elapsed)
 
 
 async def claim_attempt(key: str, policy: Policy) -> int:
@@ -85,7 +73,7 @@ async def claim_attempt(key: str, policy: Policy) -> int:
 
     The count moves by compare-and-set, so of a burst of parallel attempts only those within the
     free failures are checked: the next one sees the delay (RATE_LIMITED). A success gives the
-    count back with `reset`; a failure is already counted.
+    count back (`reset`, or `release` where failures of others share the key).
     """
     for _ in range(50):
         now = clock.now()
@@ -96,18 +84,14 @@ async def claim_attempt(key: str, policy: Policy) -> int:
                 return 1
             except IntegrityError:  # another attempt created it first: read it again
                 continue
-        failures = row.failures
-        if row.last_failure_at is not None and failures:
-            elapsed = (now - row.last_failure_at).total_seconds()
-            if policy.forget_after is not None and elapsed >= policy.forget_after:
-                failures = 0
-            elif policy.delay_after(failures) > elapsed:
-                raise rate_limited(policy.delay_after(failures) - elapsed)
+        counted, retry_after = _standing(row, policy, now)
+        if retry_after > 0:
+            raise rate_limited(retry_after)
         claimed = await Throttle.filter(id=row.id, failures=row.failures).update(
-            failures=failures + 1, last_failure_at=now
+            failures=counted + 1, last_failure_at=now
         )
         if claimed:
-            return failures + 1
+            return counted + 1
     raise rate_limited(1)  # contended beyond reason: refuse rather than check unthrottled
 
 
@@ -117,21 +101,9 @@ def refusal_after(failures: int, policy: Policy, wrong: MandateError) -> Mandate
     return rate_limited(delay) if delay > 0 else wrong
 
 
-async def record_failure(key: str, policy: Policy) -> float:
-    """Count one more failure after the fact (for generous limits, where a race costs little)."""
-    now = clock.now()
-    row = await Throttle.filter(key=key).first()
-    if row is not None and policy.forget_after is not None and row.last_failure_at is not None:
-        if (now - row.last_failure_at) >= timedelta(seconds=policy.forget_after):
-            await Throttle.filter(key=key).update(failures=0)
-    updated = await Throttle.filter(key=key).update(failures=F("failures") + 1, last_failure_at=now)
-    if not updated:
-        try:
-            await Throttle.create(key=key, failures=1, last_failure_at=now)
-        except IntegrityError:  # another process created it first
-            await Throttle.filter(key=key).update(failures=F("failures") + 1, last_failure_at=now)
-    row = await Throttle.filter(key=key).only("id", "failures").first()
-    return policy.delay_after(row.failures if row else 1)
+async def release(key: str) -> None:
+    """Give back one claimed attempt that succeeded."""
+    await Throttle.filter(key=key, failures__gt=0).update(failures=F("failures") - 1)
 
 
 async def reset(key: str) -> None:

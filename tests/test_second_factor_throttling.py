@@ -250,3 +250,11 @@ async def test_an_address_may_fail_a_hundred_passwords_within_an_hour(api, clini
     codes = [(await api.login(f"user{i}@example.org", "wrong-password")).code for i in range(100)]
     assert codes == ["INVALID_CREDENTIALS"] * 100
     await signed_in(api, MEMBER)
+
+
+async def test_an_address_past_a_hundred_failures_is_slowed_then_forgiven_after_an_hour(api, clinic, clock):
+    codes = [(await api.login(f"user{i}@example.org", "wrong-password")).code for i in range(101)]
+    assert codes == ["INVALID_CREDENTIALS"] * 100 + ["RATE_LIMITED"]
+    retry_after(await api.login(MEMBER))  # a right password from that address waits too
+    clock.advance(3600)
+    assert (await api.login_token(MEMBER))[0] == "AUTHENTICATED"
