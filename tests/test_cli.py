@@ -406,3 +406,16 @@ async def test_demo_if_empty_prints_the_demo_logins_again_when_the_demo_is_loade
 
 def top_names(tree: list[dict]) -> list[str]:
     return [account["name"] for account in tree]
+
+
+def test_without_a_secret_key_a_development_key_is_kept_in_a_local_file_with_a_warning(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MANDATE_SECRET_KEY"}
+    start = [sys.executable, "-c", "from gql.app import create_app; create_app()"]
+    first = subprocess.run(start, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "MANDATE_SECRET_KEY is not set" in first.stderr
+    key_file = tmp_path / ".mandate-secret-key"
+    key = key_file.read_text()
+    assert len(key) >= 40 and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    subprocess.run(start, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60, check=True)
+    assert key_file.read_text() == key  # kept, not replaced: secrets encrypted under it stay readable
