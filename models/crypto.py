@@ -45,11 +45,6 @@ def decrypt_secret(token: str) -> str:
         raise RuntimeError("a TOTP secret cannot be decrypted with the configured keys") from exc
 
 
-def reencrypt_secret(token: str) -> str:
-    """Re-encrypt under the first key (key rotation)."""
-    return cipher().rotate(token.encode()).decode()
-
-
 def digest(value: str) -> str:
     """SHA-256 for values with 100 bits or more of entropy (tokens, recovery codes)."""
     return hashlib.sha256(value.encode()).hexdigest()

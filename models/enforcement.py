@@ -8,9 +8,9 @@ from tortoise.transactions import in_transaction
 
 from models import audit, clock, sessions, throttle
 from models.errors import FORBIDDEN, NOT_FOUND, TWO_FACTOR_SETUP_REQUIRED, MandateError
-from models.reach import Viewer
+from models.reach import AccountView, Viewer
 from models.sql import fetch, in_list
-from models.tables import Account, RecoveryCode, Role, User
+from models.tables import Account, RecoveryCode, User
 
 # Users an account's enforcement binds: a role on it, an ancestor or a descendant, and the
 # site members of its subtree's sites. Takes the account id twice.
@@ -77,7 +77,7 @@ async def must_use_two_factor(user_id: int) -> bool:
     return user_id in await users_bound_to_two_factor([user_id])
 
 
-def require_manager(view) -> None:
+def require_manager(view: AccountView | None) -> None:
     if view is None or not view.is_manager:
         raise MandateError(FORBIDDEN, "You do not manage that account.")
 
@@ -181,12 +181,3 @@ async def reset_member_two_factor(
     await user.refresh_from_db()
     return user
 
-
-__all__ = [
-    "Role",
-    "bound_users",
-    "must_use_two_factor",
-    "reset_member_two_factor",
-    "set_enforcement",
-    "users_bound_to_two_factor",
-]

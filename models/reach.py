@@ -7,7 +7,7 @@ only their own sites. An account is enforced when it or an ancestor has its swit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from models.sql import fetch, in_list
@@ -78,9 +78,6 @@ class AccountView:
             own_site_ids=None,
             source=child if child.enforced else self.source,
         )
-
-    def as_source_only(self) -> AccountView:
-        return replace(self, role=None, own_site_ids=None)
 
 
 async def chains(account_ids: list[int]) -> dict[int, list[AccountRow]]:
