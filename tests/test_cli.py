@@ -25,19 +25,24 @@ SCRIPT = Path(sys.executable).with_name("mandate")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "mandate.cli"]
 DEMO_PASSWORD = "demo-password"
 
-# API.md's example file with real passwords, and every user it names listed under "users".
-EXAMPLE = {
-    "users": [
-        {"email": "ann@example.org", "name": "Ann", "password": "ann-password"},
-        {"email": "bob@example.org", "name": "Bob", "password": "bob-password"},
-        {"email": "cat@example.org", "name": "Cat", "password": "cat-password"},
-    ],
+# API.md's example file, as printed there.
+API_EXAMPLE = {
+    "users": [{"email": "ann@example.org", "name": "Ann", "password": "..."}],
     "accounts": [
         {"name": "North Health",
          "managers": ["ann@example.org"],
          "members": ["bob@example.org"],
          "sites": [{"name": "Leeds", "members": ["cat@example.org"]}],
          "children": [{"name": "North Health Dental", "sites": [], "children": []}]},
+    ],
+}
+# The same with real passwords, and every user it names listed under "users".
+EXAMPLE = {
+    **API_EXAMPLE,
+    "users": [
+        {"email": "ann@example.org", "name": "Ann", "password": "ann-password"},
+        {"email": "bob@example.org", "name": "Bob", "password": "bob-password"},
+        {"email": "cat@example.org", "name": "Cat", "password": "cat-password"},
     ],
 }
 TREE = "{ accounts { name viewerRole sites { name } children { name } } }"
@@ -297,18 +302,6 @@ def test_a_bad_import_file_exits_2_and_writes_nothing(mandate, content, words):
     after = mandate.import_file({"users": [DAN], "accounts": [{"name": "Dan's"}]})
     assert summary_counts(after.stdout)["users created"] == 1
     assert summary_counts(after.stdout)["accounts created"] == 1
-
-
-API_EXAMPLE = {
-    "users": [{"email": "ann@example.org", "name": "Ann", "password": "..."}],
-    "accounts": [
-        {"name": "North Health",
-         "managers": ["ann@example.org"],
-         "members": ["bob@example.org"],
-         "sites": [{"name": "Leeds", "members": ["cat@example.org"]}],
-         "children": [{"name": "North Health Dental", "sites": [], "children": []}]},
-    ],
-}
 
 
 async def test_api_md_example_imports_as_printed(mandate, api):
