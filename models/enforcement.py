@@ -159,6 +159,8 @@ async def reset_member_two_factor(
     manager: Viewer, account_id: int, user_id: int, client_address: str | None
 ) -> User:
     """Remove a member's TOTP and recovery codes and end their sessions."""
+    if user_id == manager.user_id:  # one's own 2FA goes only with a code, and not while enforced
+        raise MandateError(FORBIDDEN, "You cannot reset your own two-factor authentication: use disableTotp.")
     user = await User.get_or_none(id=user_id)
     if user is None or user_id not in {u.id for u in await bound_users(account_id)}:
         raise MandateError(NOT_FOUND, "No such member on that account.")

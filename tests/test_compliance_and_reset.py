@@ -230,3 +230,11 @@ async def test_reset_is_audited_as_two_factor_reset(api, ids):
     assert not (await reset(api, manager, ids[PRACTICE], await user_id(api, PRACTICE_MEMBER))).errors
     events = [e for e in await audit_events(api, manager, ids[PRACTICE]) if e["action"] == "TWO_FACTOR_RESET"]
     assert [(e["actor"], e["subject"]) for e in events] == [({"email": PRACTICE_MANAGER}, {"email": PRACTICE_MEMBER})]
+
+
+async def test_a_manager_cannot_reset_their_own_two_factor(api, ids):
+    """Rule 3 holds for managers too: their own 2FA goes only by disableTotp, with a code."""
+    manager = await with_two_factor(api, PRACTICE_MANAGER)
+    r = await reset(api, manager, ids[PRACTICE], await user_id(api, PRACTICE_MANAGER))
+    assert (r.code, r.data) == ("FORBIDDEN", None)
+    assert await two_factor_enabled(api, manager) is True
