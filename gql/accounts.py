@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import strawberry
 
+from gql.audit import DEFAULT_PAGE
 from gql.ids import from_global_id, pk_of, to_global_id
 from gql.node import Node
 from gql.permissions import CanReadAccount, IsFullSession, IsManagerHere
@@ -133,11 +134,11 @@ class AccountNode(Node):
         description="This account's audit log, newest first.",
     )
     async def audit_events(
-        self, first: Optional[int] = 50, after: Optional[str] = None
+        self, first: Optional[int] = DEFAULT_PAGE, after: Optional[str] = None
     ) -> Annotated["AuditEventConnection", strawberry.lazy("gql.audit")]:
         from gql.audit import AuditEventConnection
 
-        return await AuditEventConnection.page(self.view.row.id, 50 if first is None else first, after)
+        return await AuditEventConnection.page(self.view.row.id, first, after)
 
 
 async def reachable_account(info: strawberry.Info, account_id: int) -> AccountView:

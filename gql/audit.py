@@ -13,6 +13,7 @@ from gql.users import UserNode
 from models import enforcement
 from models.errors import bad_input
 
+DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
 
@@ -69,7 +70,8 @@ class AuditEventConnection:
     page_info: PageInfo
 
     @classmethod
-    async def page(cls, account_id: int, first: int, after: str | None) -> AuditEventConnection:
+    async def page(cls, account_id: int, first: int | None, after: str | None) -> AuditEventConnection:
+        first = DEFAULT_PAGE if first is None else first  # API.md: `first: Int = 50`, null alike
         if not 0 <= first <= MAX_PAGE:
             raise bad_input(f"first is 0 to {MAX_PAGE}.", "first")
         rows = await enforcement.audit_events(account_id, first, _after_id(after) if after else None)

@@ -44,10 +44,11 @@ class TotpMutations:
     async def confirm_totp(self, info: strawberry.Info, code: str) -> TotpConfirmation:
         session = await info.context.require_session()
         done = await totp.confirm_enrolment(session, code, info.context.client_address)
-        info.context.forget_session(done.new_token.token if done.new_token else None)
+        new_token = done.new_token.token if done.new_token else None
+        info.context.forget_session(new_token)
         return TotpConfirmation(
             recovery_codes=done.recovery_codes,
-            token=done.new_token.token if done.new_token else None,
+            token=new_token,
             user=UserNode.of(done.user),
         )
 

@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 from models.crypto import hash_password
 from models.errors import MandateError
 from models.tables import Account, Membership, Role, Site, SiteMembership, User
-from models.users import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, check_name, normalise_email
+from models.users import MIN_PASSWORD_LENGTH, check_name, check_password, normalise_email
 
 
 class ImportFileError(ValueError):
@@ -88,20 +88,24 @@ async def _merge_user(entry: Any, where: str, summary: ImportSummary) -> None:
     if name is not None:
         changes["name"] = _checked(where, check_name, name)
     if password is not None:
-        if not password or len(password) > MAX_PASSWORD_LENGTH:
-            raise ImportFileError(f"{where}: a password is 1 to {MAX_PASSWORD_LENGTH} characters")
+        # An operator's file may set a short password (API.md's example does): warned, not refused.
+        _checked(where, lambda p: check_password(p, min_length=1), password)
         if len(password) < MIN_PASSWORD_LENGTH:
             summary.warnings.append(f"{email}: a password under {MIN_PASSWORD_LENGTH} characters is weak")
         changes["password_hash"] = hash_password(password)
     user = await User.get_or_none(email=email)
     if user is None:
-        changes.setdefault("name", email.split("@")[0])
-        user = await User.create(email=email, **changes)
-        summary.users_created += 1
+        user = await _create_user(email, summary, **changes)
     elif changes:
         await User.filter(id=user.id).update(**changes)
         summary.users_updated += 1
     summary.user_ids[email] = user.id
+
+
+async def _create_user(email: str, summary: ImportSummary, **fields: str) -> User:
+    fields.setdefault("name", email.split("@")[0])
+    summary.users_created += 1
+    return await User.create(email=email, **fields)
 
 
 async def _user_id(email: Any, where: str, summary: ImportSummary) -> int:
@@ -111,8 +115,7 @@ async def _user_id(email: Any, where: str, summary: ImportSummary) -> int:
     if email not in summary.user_ids:
         user = await User.get_or_none(email=email)
         if user is None:  # named but not listed: added without a password (cannot log in yet)
-            user = await User.create(email=email, name=email.split("@")[0])
-            summary.users_created += 1
+            user = await _create_user(email, summary)
             summary.warnings.append(f"{email}: added without a password (list them under 'users' to give one)")
         summary.user_ids[email] = user.id
     return summary.user_ids[email]

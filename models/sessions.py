@@ -142,8 +142,9 @@ async def login(email: str, password: str, client_address: str | None) -> Issued
     user = await User.get_or_none(email=email)
     # argon2 in a thread: it releases the GIL, and the event loop keeps serving meanwhile.
     if not await asyncio.to_thread(verify_password, user.password_hash if user else None, password):
-        delay = max(policy.delay_after(failures) for _, policy, failures in claimed)
-        raise throttle.rate_limited(delay) if delay > 0 else MandateError(INVALID_CREDENTIALS)
+        raise throttle.refusal_after(
+            MandateError(INVALID_CREDENTIALS), *((policy, failures) for _, policy, failures in claimed)
+        )
     assert user is not None
     await throttle.reset(throttle.email_key(email))
     if client_address:

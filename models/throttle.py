@@ -95,9 +95,10 @@ async def claim_attempt(key: str, policy: Policy) -> int:
     raise rate_limited(1)  # contended beyond reason: refuse rather than check unthrottled
 
 
-def refusal_after(failures: int, policy: Policy, wrong: MandateError) -> MandateError:
-    """The answer to a failed attempt: the plain error while failures are free, then RATE_LIMITED."""
-    delay = policy.delay_after(failures)
+def refusal_after(wrong: MandateError, *claims: tuple[Policy, int]) -> MandateError:
+    """The answer to a failed attempt that made these (policy, failures) claims: the plain error
+    while every failure is free, else RATE_LIMITED for the longest delay."""
+    delay = max(policy.delay_after(failures) for policy, failures in claims)
     return rate_limited(delay) if delay > 0 else wrong
 
 

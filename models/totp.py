@@ -137,7 +137,7 @@ async def _attempt(
         raise
     if not await accepts():
         await log(audit.SECOND_FACTOR_FAILED)
-        raise throttle.refusal_after(failures, throttle.SECOND_FACTOR, MandateError(INVALID_CODE))
+        raise throttle.refusal_after(MandateError(INVALID_CODE), (throttle.SECOND_FACTOR, failures))
     await throttle.reset(key)
     if code.is_recovery:
         await log(audit.RECOVERY_CODE_USED)

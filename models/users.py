@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 
-from models.crypto import hash_password
 from models.errors import bad_input
-from models.tables import User
 
 # Deliberately plain: one @, no spaces, a dot in the domain; the mailbox decides the rest.
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+", re.ASCII)
@@ -28,17 +26,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_password(password: str) -> str:
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise bad_input(
-            f"A password is {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.", "password"
-        )
+def check_password(password: str, min_length: int = MIN_PASSWORD_LENGTH) -> str:
+    if not min_length <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise bad_input(f"A password is {min_length} to {MAX_PASSWORD_LENGTH} characters.", "password")
     return password
-
-
-async def create_user(email: str, name: str, password: str | None) -> User:
-    return await User.create(
-        email=normalise_email(email),
-        name=check_name(name),
-        password_hash=hash_password(check_password(password)) if password else None,
-    )
