@@ -45,6 +45,9 @@ def _secret_keys() -> list[str]:
 
 @dataclass(frozen=True)
 class Settings:
+    # "development" (the default) or "production": production refuses to serve without
+    # MANDATE_SECRET_KEY and hides field suggestions from error messages.
+    env: str = field(default_factory=lambda: os.environ.get("MANDATE_ENV", "development").strip().lower())
     database_url: str = field(
         default_factory=lambda: os.environ.get("DATABASE_URL", "sqlite://mandate.sqlite3")
     )
@@ -57,6 +60,10 @@ class Settings:
     argon2_time_cost: int = field(default_factory=lambda: _int("MANDATE_ARGON2_TIME_COST", 3))
     argon2_memory_kib: int = field(default_factory=lambda: _int("MANDATE_ARGON2_MEMORY_KIB", 65536))
     max_body_bytes: int = field(default_factory=lambda: _int("MANDATE_MAX_BODY_BYTES", 262144))
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
 
     _keys: list[str] | None = field(default=None, repr=False, compare=False)
 
