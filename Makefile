@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: install run test schema clean
+.PHONY: install run test schema playground clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,11 @@ test: install
 # Regenerate schema.graphql from the code (a test fails when they drift apart).
 schema: install
 	$(PY) -m gql
+
+# Rebuild the playground (GraphiQL from npm) into gql/static/; needs Node 20+ and npm. The build is
+# committed, so `make run` needs no Node; a test fails when playground/ changed since the build.
+playground:
+	cd playground && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 
+from gql import playground
 from gql.context import Context
 from gql.errors import format_error
-from gql.playground import PLAYGROUND_HTML
 from gql.schema import build_schema
 from mandate.config import get_settings
 from mandate.db import tortoise_config
@@ -55,7 +55,7 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
     async def graphql(request: Request) -> Response:
         if request.method == "GET":
             if settings.playground and "text/html" in request.headers.get("accept", ""):
-                return HTMLResponse(PLAYGROUND_HTML)
+                return playground.page()
             return _refusal(
                 405, "Send operations by POST with Content-Type: application/json.", {"Allow": "POST"}
             )
@@ -114,6 +114,7 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            *([playground.ASSET_ROUTE] if settings.playground else []),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,

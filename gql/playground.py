@@ -1,75 +1,123 @@
-"""A small playground page with no outside assets: it works where the internet is blocked."""
+"""The playground: GraphiQL, built from its npm packages into gql/static/ (playground/build.mjs,
+`make playground`) and served by Mandate itself, so it works where the internet is blocked.
 
-PLAYGROUND_HTML = """<!doctype html>
+The page at GET /graphql loads only /graphql/assets/playground.{js,css}; its Content-Security-Policy
+lets it load and connect to nothing but this origin, run no inline script, and add no inline style
+but the <style> elements GraphiQL's dialogs make, admitted by a nonce new on every page.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import secrets
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+STATIC = Path(__file__).with_name("static")
+ASSETS_PATH = "/graphql/assets"
+MEDIA_TYPES = {"playground.js": "text/javascript; charset=utf-8", "playground.css": "text/css; charset=utf-8"}
+
+# Fonts are data: URLs inside GraphiQL's CSS; nothing else comes from anywhere but here.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self' 'nonce-{nonce}'",
+    "font-src 'self' data:",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+])
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    media_type: str
+
+    @cached_property
+    def version(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()[:16]
+
+    @cached_property
+    def gzipped(self) -> bytes:
+        return gzip.compress(self.body, mtime=0)
+
+
+@cache
+def assets() -> dict[str, Asset]:
+    """The built files, read once per process."""
+    missing = [name for name in MEDIA_TYPES if not (STATIC / name).is_file()]
+    if missing:
+        raise RuntimeError(
+            f"The playground is not built ({', '.join(missing)} missing in {STATIC}): "
+            "run `make playground`, or set MANDATE_PLAYGROUND=0."
+        )
+    return {name: Asset((STATIC / name).read_bytes(), media_type) for name, media_type in MEDIA_TYPES.items()}
+
+
+def _url(name: str) -> str:
+    return f"{ASSETS_PATH}/{name}?v={assets()[name].version}"
+
+
+@cache
+def _page_template() -> str:
+    return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>Mandate playground</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; display: grid;
-         grid-template-columns: 1fr 1fr; grid-template-rows: auto 1fr; height: 100vh; }
-  header { grid-column: 1 / 3; padding: .5rem 1rem; background: #123; color: #fff;
-           display: flex; gap: 1rem; align-items: center; }
-  header h1 { font-size: 1rem; margin: 0; }
-  .pane { display: flex; flex-direction: column; padding: .5rem; gap: .5rem; min-height: 0; }
-  textarea, pre { font: 13px/1.4 ui-monospace, monospace; flex: 1; margin: 0; padding: .5rem;
-                  border: 1px solid #ccc; border-radius: 4px; overflow: auto; }
-  #variables, #headers { flex: 0 0 6rem; }
-  button { font: inherit; padding: .3rem 1rem; }
-  label { font-weight: 600; }
-</style>
+<title>Mandate playground</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{_url("playground.css")}">
+<script defer nonce="{{nonce}}" src="{_url("playground.js")}"></script>
 </head>
 <body>
-<header><h1>Mandate</h1>
-  <select id="examples" aria-label="Examples"></select>
-  <button id="run" type="button">Run (Ctrl+Enter)</button>
-</header>
-<div class="pane">
-  <label for="query">Operation</label>
-  <textarea id="query" spellcheck="false"></textarea>
-  <label for="variables">Variables (JSON)</label>
-  <textarea id="variables" spellcheck="false">{}</textarea>
-  <label for="headers">Headers (JSON): put your token here</label>
-  <textarea id="headers" spellcheck="false">{"Authorization": "Bearer "}</textarea>
-</div>
-<div class="pane">
-  <label for="result">Result</label>
-  <pre id="result" aria-live="polite"></pre>
-</div>
-<script>
-const examples = {
-  "login": ["mutation Login($email: String!, $password: String!) {\\n  login(email: $email, password: $password) {\\n    status token expiresAt\\n    user { id email twoFactorEnabled twoFactorRequired }\\n  }\\n}", {"email": "manager@example.org", "password": "demo-password"}],
-  "verifyTwoFactor": ["mutation Verify($code: String!) {\\n  verifyTwoFactor(code: $code) { status token expiresAt }\\n}", {"code": "123456"}],
-  "account tree": ["query Tree {\\n  accounts {\\n    id name viewerRole\\n    twoFactorEnforcement { enforced enforcedHere source { id name } }\\n    sites { id name }\\n    descendants {\\n      id name\\n      parent { id }\\n      twoFactorEnforcement { enforced source { id name } }\\n      sites { id name }\\n    }\\n  }\\n}", {}],
-  "setEnforcement": ["mutation Enforce($accountId: ID!, $enforced: Boolean!) {\\n  setEnforcement(accountId: $accountId, enforced: $enforced) {\\n    id name\\n    twoFactorEnforcement { enforced enforcedHere changedAt changedBy { name } }\\n  }\\n}", {"accountId": "", "enforced": true}],
-};
-const pick = document.getElementById("examples");
-for (const name of Object.keys(examples)) pick.add(new Option(name, name));
-function load(name) {
-  document.getElementById("query").value = examples[name][0];
-  document.getElementById("variables").value = JSON.stringify(examples[name][1], null, 2);
-}
-pick.onchange = () => load(pick.value);
-load("login");
-async function run() {
-  const out = document.getElementById("result");
-  let headers, variables;
-  try { headers = JSON.parse(document.getElementById("headers").value || "{}"); }
-  catch (e) { out.textContent = "Headers are not JSON: " + e.message; return; }
-  try { variables = JSON.parse(document.getElementById("variables").value || "{}"); }
-  catch (e) { out.textContent = "Variables are not JSON: " + e.message; return; }
-  if ((headers.Authorization || "").trim() === "Bearer") delete headers.Authorization;
-  const response = await fetch(location.pathname, {
-    method: "POST",
-    headers: {"Content-Type": "application/json", ...headers},
-    body: JSON.stringify({query: document.getElementById("query").value, variables}),
-  });
-  out.textContent = JSON.stringify(await response.json(), null, 2);
-}
-document.getElementById("run").onclick = run;
-document.addEventListener("keydown", (e) => { if (e.ctrlKey && e.key === "Enter") run(); });
-</script>
+<div id="graphiql">Loading the playground…</div>
+<noscript>The playground needs JavaScript. Programs send operations by POST to this address.</noscript>
 </body>
 </html>
 """
+
+
+def page() -> Response:
+    nonce = secrets.token_urlsafe(18)
+    return HTMLResponse(
+        _page_template().format(nonce=nonce),
+        headers={**PAGE_HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY.format(nonce=nonce)},
+    )
+
+
+async def asset(request: Request) -> Response:
+    """One built file. Asked for by the version the page names, it may be cached for good."""
+    found = assets().get(request.path_params["name"])
+    if found is None:
+        return Response("Not found.", status_code=404, media_type="text/plain")
+    current = request.query_params.get("v") == found.version
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable" if current else "no-cache",
+        "ETag": f'"{found.version}"',
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    body = found.body
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        body, headers["Content-Encoding"] = found.gzipped, "gzip"
+    return Response(body, media_type=found.media_type, headers=headers)
+
+
+ASSET_ROUTE = Route(ASSETS_PATH + "/{name}", asset, methods=["GET", "HEAD"])
