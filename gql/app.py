@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 
-from gql import playground
+from gql import observability, playground
 from gql.context import Context
 from gql.errors import format_error
 from gql.schema import build_schema
@@ -89,6 +90,7 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             context_value=Context(request),
             operation_name=operation_name,
         )
+        observability.note_execution(query, operation_name, result.errors)
         response: dict = {}
         if result.errors:
             response["errors"] = [format_error(error) for error in result.errors]
@@ -118,4 +120,5 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(observability.Observability, settings=settings)],  # logs, /metrics
     )

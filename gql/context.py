@@ -8,6 +8,7 @@ from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
 from gql import loaders
+from gql.observability import current_request
 from models.errors import UNAUTHENTICATED, MandateError
 from models.reach import Viewer
 from models.sessions import Access, access_of, authenticate
@@ -32,6 +33,7 @@ class Context:
         if not self._session_loaded:
             self._session = await authenticate(self.token) if self.token else None
             self._session_loaded = True
+            current_request().user_id = self._session.user_id if self._session else None  # for the log
         if self._session is None and (self.token or self.has_bad_header):
             raise MandateError(UNAUTHENTICATED, "That session token is unknown, expired or revoked.")
         return self._session

@@ -25,10 +25,21 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def _secret_keys() -> list[str]:
+ENVIRONMENTS = ("development", "production")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class MissingSecretKey(RuntimeError):
+    """Production never falls back to a development key."""
+
+
+def _configured_keys() -> list[str]:
     """MANDATE_SECRET_KEY: comma-separated; the first encrypts, all decrypt."""
-    raw = os.environ.get("MANDATE_SECRET_KEY", "")
-    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    return [k.strip() for k in os.environ.get("MANDATE_SECRET_KEY", "").split(",") if k.strip()]
+
+
+def _secret_keys() -> list[str]:
+    keys = _configured_keys()
     if keys:
         return keys
     path = Path(DEV_KEY_FILE)
@@ -60,6 +71,15 @@ class Settings:
     argon2_time_cost: int = field(default_factory=lambda: _int("MANDATE_ARGON2_TIME_COST", 3))
     argon2_memory_kib: int = field(default_factory=lambda: _int("MANDATE_ARGON2_MEMORY_KIB", 65536))
     max_body_bytes: int = field(default_factory=lambda: _int("MANDATE_MAX_BODY_BYTES", 262144))
+    # Whether MANDATE_SECRET_KEY names any key (production refuses to start without one).
+    secret_key_set: bool = field(default_factory=lambda: bool(_configured_keys()))
+    # /metrics in Prometheus' text format on the API's own port (gql/observability.py).
+    metrics: bool = field(default_factory=lambda: _flag("MANDATE_METRICS", False))
+    # prometheus-client's folder for counts shared by several processes; `mandate serve --workers N`
+    # makes one when metrics are on (prometheus-client reads the variable itself too).
+    metrics_folder: str | None = field(default_factory=lambda: os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+    # Of the JSON log lines on stderr: INFO has one line per request; WARNING only the incidents.
+    log_level: str = field(default_factory=lambda: os.environ.get("MANDATE_LOG_LEVEL", "INFO").strip().upper())
 
     @property
     def development(self) -> bool:
@@ -70,6 +90,8 @@ class Settings:
     @property
     def secret_keys(self) -> list[str]:
         if self._keys is None:
+            if not self.secret_key_set and self.env == "production":
+                raise MissingSecretKey("MANDATE_ENV=production needs MANDATE_SECRET_KEY")
             object.__setattr__(self, "_keys", _secret_keys())
         return self._keys  # type: ignore[return-value]
 

@@ -1,0 +1,90 @@
+"""Key rotation (secrets at rest): MANDATE_SECRET_KEY is a list, the first key encrypts and every
+key decrypts; `mandate rotate-key` re-encrypts every stored TOTP secret under the first, so the
+old key can then be dropped."""
+
+from __future__ import annotations
+
+import pytest
+
+from mandate.config import reload_settings
+from models.tables import AuditEvent, User
+from tests.conftest import PASSWORD, totp_now
+from tests.test_cli import assert_refused
+from tests.test_operator_cli import Cli
+
+KEY_A, KEY_B = "key-a-" + "a" * 40, "key-b-" + "b" * 40
+ENROLLED, PENDING = "enrolled@example.org", "pending@example.org"
+
+
+@pytest.fixture
+def keys(monkeypatch):
+    """use(keys): the keys this process serves with from now on, as MANDATE_SECRET_KEY says."""
+
+    def use(value: str) -> None:
+        monkeypatch.setenv("MANDATE_SECRET_KEY", value)
+        reload_settings()
+
+    return use
+
+
+@pytest.fixture
+def cli(database_url, tmp_path) -> Cli:
+    return Cli(database_url, tmp_path)
+
+
+@pytest.fixture
+async def under_key_a(api, seed, keys) -> dict[str, str]:
+    """ENROLLED has 2FA and PENDING has started enrolling, both under key A: their secrets."""
+    keys(KEY_A)
+    await seed({"users": [{"email": ENROLLED}, {"email": PENDING}]})
+    enrolled = await api.enrol((await api.login_token(ENROLLED))[1])
+    _, token = await api.login_token(PENDING)
+    pending = (await api.gql("mutation { enrolTotp { secret } }", token=token)).data["enrolTotp"]["secret"]
+    return {ENROLLED: enrolled.secret, PENDING: pending, "pending token": token}
+
+
+async def stored() -> list[tuple[str | None, str | None]]:
+    return [(u.totp_secret, u.totp_pending_secret) for u in await User.all().order_by("id")]
+
+
+async def test_after_rotation_the_new_key_alone_reads_every_secret(api, cli, keys, clock, under_key_a):
+    before = await stored()
+    out = cli.run("rotate-key", MANDATE_SECRET_KEY=f"{KEY_B},{KEY_A}")
+    assert out.returncode == 0, out.stderr
+    assert "Re-encrypted 2 TOTP secret(s) of 2 user(s)" in out.stdout
+    after = await stored()
+    assert all(new != old for pair_before, pair_after in zip(before, after)
+               for old, new in zip(pair_before, pair_after) if old is not None)
+    assert await AuditEvent.filter(action="SECRETS_REENCRYPTED", actor_id=None).count() == 1
+
+    keys(KEY_B)  # key A is gone
+    token = await api.full_login(ENROLLED, under_key_a[ENROLLED], clock)
+    assert (await api.gql("{ me { twoFactorEnabled } }", token=token)).data == {"me": {"twoFactorEnabled": True}}
+    confirmed = await api.gql("mutation($c: String!) { confirmTotp(code: $c) { user { twoFactorEnabled } } }",
+                              {"c": totp_now(under_key_a[PENDING])}, token=under_key_a["pending token"])
+    assert confirmed.data == {"confirmTotp": {"user": {"twoFactorEnabled": True}}}, confirmed.body
+
+
+async def test_rotation_refuses_and_changes_nothing_when_a_secret_decrypts_under_no_key(cli, under_key_a):
+    before = await stored()
+    assert_refused(cli.run("rotate-key", MANDATE_SECRET_KEY=KEY_B), 2, "2 user(s)", "nothing was changed")
+    assert await stored() == before
+    assert await AuditEvent.filter(action="SECRETS_REENCRYPTED").count() == 0
+
+
+async def test_without_rotation_dropping_the_old_key_fails_masked_not_500(api, keys, clock, under_key_a):
+    """What a server does with key A dropped too early: the code check cannot decrypt the secret.
+    The client gets a masked INTERNAL_SERVER_ERROR (HTTP 200, no trace, no detail), the server logs it."""
+    keys(KEY_B)
+    clock.advance(30)
+    status, token = await api.login_token(ENROLLED, PASSWORD)
+    assert status == "TWO_FACTOR_REQUIRED"
+    result = await api.verify(token, totp_now(under_key_a[ENROLLED]))
+    assert result.status == 200 and result.code == "INTERNAL_SERVER_ERROR"
+    assert result.errors[0]["message"] == "Internal server error."
+    assert result.data is None
+
+
+def test_rotate_key_in_production_without_a_key_is_refused(cli):
+    env = {"MANDATE_ENV": "production", "MANDATE_SECRET_KEY": ""}
+    assert_refused(cli.run("rotate-key", **env), 2, "MANDATE_SECRET_KEY")
