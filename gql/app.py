@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 
 import orjson
+from graphql import OperationType
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -14,13 +15,16 @@ from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 
 from gql import observability, playground
-from gql.context import Context
+from gql.context import Context, bearer_token
 from gql.errors import format_error
+from gql.response_cache import ResponseCache
+from gql.validation import selected_operation
 from gql.schema import build_schema
 from mandate.config import get_settings
 from mandate.db import tortoise_config
 from models import crypto
 from models.errors import BAD_REQUEST
+from models.sessions import glance as glance_at
 from models.sql import fetch
 
 log = logging.getLogger("mandate.http")
@@ -48,10 +52,17 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _no_operation_message(operation_name: str | None) -> str:
+    if operation_name:
+        return f"The document has no operation named {operation_name!r}."
+    return "Name the operation to run in 'operationName': the document has several, or none."
+
+
 def create_app(*, database_url: str | None = None, manage_database: bool = True) -> Starlette:
     settings = get_settings()
     schema = build_schema(introspection=settings.introspection)
     crypto.warm_up()
+    cache = ResponseCache(settings.response_cache_mb * 2**20) if settings.response_cache_mb > 0 else None
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET":
@@ -66,6 +77,18 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
         body = await _read_body(request, settings.max_body_bytes)
         if body is None:
             return _refusal(413, f"The request body is over {settings.max_body_bytes} bytes.")
+
+        # A repeated query of the same session over the same data: the answer it had.
+        glance = caller = None
+        if cache is not None:
+            token, malformed = bearer_token(request.headers)
+            if not malformed:
+                glance = await glance_at(token)
+                caller = () if token is None else glance.caller
+                if caller is not None and (hit := cache.get(glance, caller, body)) is not None:
+                    observability.note_cache_hit(body, glance.user_id)
+                    return Response(hit, media_type="application/json")
+
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -83,6 +106,9 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             return _refusal(400, "'variables' must be an object.")
         if operation_name is not None and not isinstance(operation_name, str):
             return _refusal(400, "'operationName' must be a string.")
+        operation = selected_operation(query, operation_name)
+        if operation is None:
+            return _refusal(400, _no_operation_message(operation_name))
 
         result = await schema.execute(
             query,
@@ -91,11 +117,12 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             operation_name=operation_name,
         )
         observability.note_execution(query, operation_name, result.errors)
-        response: dict = {}
         if result.errors:
-            response["errors"] = [format_error(error) for error in result.errors]
-        response["data"] = result.data
-        return _json(response)
+            return _json({"errors": [format_error(error) for error in result.errors], "data": result.data})
+        answer = orjson.dumps({"data": result.data})
+        if caller is not None and operation is OperationType.QUERY:
+            cache.put(glance, caller, body, answer)
+        return Response(answer, media_type="application/json")
 
     async def healthz(request: Request) -> Response:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
@@ -15,14 +16,21 @@ from models.sessions import Access, access_of, authenticate
 from models.tables import Session
 
 
+def bearer_token(headers: Headers) -> tuple[str | None, bool]:
+    """The bearer token of the Authorization header, and whether a header was there but not one."""
+    header = headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        return token, False
+    return None, bool(header)
+
+
 class Context:
     def __init__(self, request: Request) -> None:
         self.request = request
         self.client_address = request.client.host if request.client else None
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        self.token = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-        self.has_bad_header = bool(header) and self.token is None
+        self.token, self.has_bad_header = bearer_token(request.headers)
         self._session: Session | None = None
         self._session_loaded = False
         self._access: Access | None = None

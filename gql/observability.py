@@ -97,12 +97,12 @@ def note_execution(query: str, operation_name: str | None, errors: list[GraphQLE
             record.codes = tuple(format_error(error)["extensions"]["code"] for error in errors)
 
 
-def note_cache_hit(body: bytes) -> None:
+def note_cache_hit(body: bytes, user_id: int | None) -> None:
     """A query answered from the response cache: no errors, and its operation is read from the
     body (only error-free queries are cached, so such bodies are few and hold no password)."""
     record = _current.get()
     if record is not None:
-        record.cached_body = body
+        record.cached_body, record.user_id = body, user_id
 
 
 @lru_cache(maxsize=512)

@@ -6,6 +6,8 @@ Counted over the whole document, through aliases and fragment spreads, so that n
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -17,7 +19,22 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     ValidationRule,
+    get_operation_ast,
+    parse,
 )
+
+UNPARSED = object()  # a document that does not parse: the schema reports its syntax error
+
+
+@lru_cache(maxsize=256)
+def selected_operation(document: str, operation_name: str | None) -> OperationType | None | object:
+    """The type of the operation a request runs, None when the document names no such operation
+    (an unknown name, two operations and no name, only fragments), or UNPARSED."""
+    try:
+        operation = get_operation_ast(parse(document), operation_name)
+    except GraphQLError:
+        return UNPARSED
+    return None if operation is None else operation.operation
 
 SECOND_FACTOR_FIELDS = frozenset({"verifyTwoFactor", "confirmTotp", "disableTotp", "regenerateRecoveryCodes"})
 LOGIN_FIELDS = frozenset({"login"})

@@ -19,6 +19,7 @@ from mandate.config import get_settings
 from models import clock, throttle
 from models.crypto import digest, new_token, verify_password
 from models.errors import INVALID_CREDENTIALS, MandateError, bad_input
+from models.sql import fetch
 from models.tables import Session, SessionKind, User
 from models.users import MAX_PASSWORD_LENGTH, normalise_email
 
@@ -92,6 +93,37 @@ async def authenticate(token: str) -> Session | None:
     if session is None or session.revoked_at is not None or session.expires_at <= clock.now():
         return None
     return session
+
+
+@dataclass(frozen=True, slots=True)
+class Glance:
+    """All a cached answer can depend on besides the request: the caller's live session (None
+    without one) and the data version (see migration 0002), read together in one statement."""
+
+    data_version: int
+    session_id: int | None
+    user_id: int | None
+    kind: str | None
+    two_factor_passed: bool | None
+
+    @property
+    def caller(self) -> tuple | None:
+        """Who is asking, as far as an answer can differ: the session as it stands now."""
+        return None if self.session_id is None else (self.session_id, self.kind, self.two_factor_passed)
+
+
+_GLANCE = (
+    "SELECT v.version, s.id, s.user_id, s.kind, s.two_factor_passed FROM mandate_data_version v"
+    " LEFT JOIN sessions s ON s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?"
+    " WHERE v.id = 1"
+)
+
+
+async def glance(token: str | None) -> Glance:
+    token_hash = digest(token) if token and len(token) <= 200 else None
+    row = (await fetch(_GLANCE, (token_hash, clock.now())))[0]
+    passed = row["two_factor_passed"]
+    return Glance(row["version"], row["id"], row["user_id"], row["kind"], None if passed is None else bool(passed))
 
 
 async def access_of(session: Session | None) -> Access:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from tortoise import connections
@@ -19,10 +20,16 @@ def in_list(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values) if values else "NULL"
 
 
+@lru_cache(maxsize=512)
+def _numbered(sql: str) -> str:
+    """PostgreSQL's $1, $2, ... for `?` placeholders."""
+    counter = iter(range(1, 10**6))
+    return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+
+
 async def fetch(sql: str, params: Iterable[Any] = ()) -> list[dict]:
     """Run a query written with `?` placeholders on whichever database is configured."""
     conn = _connection()
     if conn.capabilities.dialect == "postgres":
-        counter = iter(range(1, 10**6))
-        sql = _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+        sql = _numbered(sql)
     return await conn.execute_query_dict(sql, list(params))

@@ -73,8 +73,10 @@ def matching_step(secret: str, code: str) -> int | None:
 
 
 async def consume_step(user_id: int, step: int) -> bool:
-    """Record the step as used, unless it or a later one was used already (atomic)."""
-    return await User.filter(id=user_id, totp_last_step__lt=step).update(totp_last_step=step) == 1
+    """Record the step as used, unless it or a later one was used already (atomic).
+
+    (A count over 0, not == 1: SQLite's count adds the data-version row its trigger updates.)"""
+    return await User.filter(id=user_id, totp_last_step__lt=step).update(totp_last_step=step) > 0
 
 
 async def _totp_accepts(user: User, encrypted_secret: str, code: str) -> bool:
@@ -92,7 +94,7 @@ async def _consume_recovery_code(user: User, code: str) -> bool:
         await RecoveryCode.filter(user_id=user.id, code_hash=digest(code), used_at=None).update(
             used_at=clock.now()
         )
-        == 1
+        > 0  # as in consume_step
     )
 
 

@@ -277,3 +277,19 @@ def seed():
 def fresh_settings():
     reload_settings()
     yield
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    """A list that every SQL statement sent from here on is appended to."""
+    sent: list[str] = []
+    client = type(connections.get("default"))
+    for name in ("execute_query", "execute_query_dict", "execute_insert", "execute_many"):
+        original = getattr(client, name)
+
+        async def counted(self, query, *args, _original=original, **kwargs):
+            sent.append(query)
+            return await _original(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(client, name, counted)
+    return sent

@@ -279,3 +279,16 @@ async def test_a_well_formed_id_of_no_row_is_not_found_whatever_its_size(api, an
     result = await api.gql(query, token=token)
     assert result.code == "NOT_FOUND"
     assert no_data(result.data)
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [("{ me { email } }", "Login"), ("{ me { email } }", ""), ("fragment F on User { id }", None),
+     ("query A { me { id } } query B { me { email } }", None)],
+    ids=["unknown-name", "empty-name", "no-operation", "two-operations-no-name"],
+)
+async def test_an_operation_the_document_does_not_define_is_a_clear_error(api, query, name):
+    result = await api.gql(query, operation_name=name)
+    assert result.status == 400
+    assert result.code == "BAD_REQUEST"
+    assert result.data is None
