@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import strawberry
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 
 from gql.audit import DEFAULT_PAGE
 from gql.ids import from_global_id, pk_of, to_global_id
+from gql.loaders import is_loaded, loaded
 from gql.node import Node
 from gql.permissions import CanReadAccount, IsFullSession, IsManagerHere
 from gql.users import Role, UserNode
@@ -47,15 +49,25 @@ class EnforcementNode:
     view: strawberry.Private[AccountView]
 
     @strawberry.field(description="The nearest account, this one or an ancestor, whose switch is on.")
-    async def source(self, info: strawberry.Info) -> Optional[AccountNode]:
+    def source(self, info: strawberry.Info) -> Optional[AccountNode]:
+        # Synchronous when it can be (no source, this account, or an ancestor already loaded):
+        # every account of an enforced tree asks for the same few sources.
         source = self.view.source
         if source is None:
             return None
         if source.id == self.view.row.id:
             return AccountNode.of(self.view)
-        seen = await info.context.account_views.load(source.id)
+        seen = loaded(info.context.account_views, source.id)
+        if is_loaded(seen):
+            return self._source_node(seen)
+        return self._load_source(info)
+
+    async def _load_source(self, info: strawberry.Info) -> AccountNode:
+        return self._source_node(await info.context.account_views.load(self.view.source.id))
+
+    def _source_node(self, seen: AccountView | None) -> AccountNode:
         if seen is None or not seen.readable:  # shown by id and name only
-            seen = AccountView(source, None, None, source)
+            seen = AccountView(self.view.source, None, None, self.view.source)
         return AccountNode.of(seen)
 
     @strawberry.field(description="Who last changed this account's own switch.")
@@ -88,6 +100,7 @@ class AccountNode(Node):
             return []
         viewer = await info.context.viewer()
         rows: list[AccountRow] = await info.context.children.load(self.view.row.id)
+        await _sites_ahead(info, [row.id for row in rows])
         return [AccountNode.of(self.view.below(row, viewer.direct_role(row.id))) for row in rows]
 
     @strawberry.field(
@@ -104,11 +117,19 @@ class AccountNode(Node):
             view = views[row.parent_id].below(row, viewer.direct_role(row.id))
             views[row.id] = view
             result.append(AccountNode.of(view))
+        await _sites_ahead(info, [node.view.row.id for node in result])
         return result
 
     @strawberry.field(permission_classes=[CanReadAccount])
-    async def sites(self, info: strawberry.Info) -> list[SiteNode]:
-        rows = await info.context.sites.load(self.view.row.id)
+    def sites(self, info: strawberry.Info) -> list[SiteNode]:
+        # Synchronous when the level above loaded them ahead (see _sites_ahead).
+        rows = loaded(info.context.sites, self.view.row.id)
+        return self._site_nodes(rows) if is_loaded(rows) else self._load_sites(info)
+
+    async def _load_sites(self, info: strawberry.Info) -> list[SiteNode]:
+        return self._site_nodes(await info.context.sites.load(self.view.row.id))
+
+    def _site_nodes(self, rows: list[dict]) -> list[SiteNode]:
         own = self.view.own_site_ids
         return [SiteNode.of(row, self.view) for row in rows if own is None or row["id"] in own]
 
@@ -141,6 +162,30 @@ class AccountNode(Node):
         return await AuditEventConnection.page(self.view.row.id, first, after)
 
 
+def _selects(selection_set: SelectionSetNode | None, name: str, fragments: dict) -> bool:
+    """Whether a selection names the field, directly or through its fragments."""
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            if selection.name.value == name:
+                return True
+        elif isinstance(selection, InlineFragmentNode):
+            if _selects(selection.selection_set, name, fragments):
+                return True
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None and _selects(fragment.selection_set, name, fragments):
+                return True
+    return False
+
+
+async def _sites_ahead(info: strawberry.Info, account_ids: list[int]) -> None:
+    """When the accounts a list field returns will be asked for their sites, load those sites
+    now, for the whole level in one batch, so each account's `sites` resolves without a wait."""
+    raw = info._raw_info
+    if account_ids and any(_selects(node.selection_set, "sites", raw.fragments) for node in raw.field_nodes):
+        await info.context.sites.load_many(account_ids)
+
+
 async def reachable_account(info: strawberry.Info, account_id: int) -> AccountView:
     view = await (await info.context.viewer()).view(account_id)
     if view is None:
@@ -152,7 +197,9 @@ async def reachable_account(info: strawberry.Info, account_id: int) -> AccountVi
 class AccountQueries:
     @strawberry.field(permission_classes=[IsFullSession], description="The tops of the trees the caller can reach.")
     async def accounts(self, info: strawberry.Info) -> list[AccountNode]:
-        return [AccountNode.of(view) for view in await (await info.context.viewer()).tops()]
+        nodes = [AccountNode.of(view) for view in await (await info.context.viewer()).tops()]
+        await _sites_ahead(info, [node.view.row.id for node in nodes])
+        return nodes
 
     @strawberry.field(permission_classes=[IsFullSession])
     async def account(self, info: strawberry.Info, id: strawberry.ID) -> Optional[AccountNode]:

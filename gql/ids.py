@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import lru_cache
 
 import strawberry
 
@@ -12,6 +13,7 @@ from models.errors import bad_input
 TYPES = ("Account", "Site", "User")
 
 
+@lru_cache(maxsize=65536)  # a tree names the same few thousand objects request after request
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
     return strawberry.ID(base64.b64encode(f"{type_name}:{pk}".encode()).decode())
 

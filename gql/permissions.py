@@ -43,6 +43,21 @@ class Guard(BasePermission):
         return True
 
 
+class SourceGuard(BasePermission):
+    """A guard that decides from the object alone, without awaiting: a field under only such
+    guards resolves synchronously, which matters on the thousands of objects of a tree."""
+
+    message = Guard.message
+    error_extensions = Guard.error_extensions
+
+    def check(self, source: Any, info: Info, **kwargs: Any) -> None:
+        raise NotImplementedError
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        self.check(source, info, **kwargs)
+        return True
+
+
 def _refuse(access: Access) -> MandateError:
     return MandateError(_CODE_FOR_ACCESS.get(access, FORBIDDEN))
 
@@ -102,16 +117,16 @@ class HasOwnTwoFactor(Guard):
         require_own_two_factor(session.user, session)
 
 
-class CanReadAccount(Guard):
+class CanReadAccount(SourceGuard):
     """Beyond id and name, an account shown only as an enforcement source is closed."""
 
-    async def check(self, source, info, **kwargs):
+    def check(self, source, info, **kwargs):
         if not source.view.readable:
             raise MandateError(FORBIDDEN, "You have no role on that account.")
 
 
-class IsManagerHere(Guard):
-    async def check(self, source, info, **kwargs):
+class IsManagerHere(SourceGuard):
+    def check(self, source, info, **kwargs):
         if not source.view.is_manager:
             raise MandateError(FORBIDDEN, "Only managers of this account may read that.")
 

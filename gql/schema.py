@@ -22,6 +22,7 @@ from gql.accounts import AccountNode, AccountQueries, SiteNode
 from gql.auth import AuthMutations, AuthQueries
 from gql.enforcement import EnforcementMutations
 from gql.errors import is_expected
+from gql.execution import lean_execution_context
 from gql.totp import TotpMutations
 from gql.users import UserNode
 from gql.validation import OneAttemptPerDocument
@@ -58,9 +59,11 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return MandateSchema(
+    schema = MandateSchema(
         query=Query,
         mutation=Mutation,
         types=[AccountNode, SiteNode, UserNode],
         extensions=extensions,
     )
+    schema.execution_context_class = lean_execution_context(schema._schema)
+    return schema

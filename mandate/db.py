@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from mandate.config import get_settings
@@ -13,9 +14,25 @@ from mandate.config import get_settings
 MODEL_MODULES = ["models.tables"]
 
 
+async def _keep_session(connection) -> None:
+    """asyncpg's pool, on taking a connection back, first rolls back any open transaction (kept)
+    and then by default sends RESET ALL, CLOSE ALL, UNLISTEN * and an advisory-unlock: a second
+    round trip after every statement. Mandate sets nothing on a session (its one setting is
+    transaction-local: migration 0002), listens to nothing and takes no advisory locks, so there
+    is nothing to reset."""
+
+
+def _connection(database_url: str) -> str | dict:
+    config = expand_db_url(database_url)
+    if config["engine"] != "tortoise.backends.asyncpg":
+        return database_url
+    config["credentials"]["reset"] = _keep_session
+    return config
+
+
 def tortoise_config(database_url: str | None = None) -> dict:
     return {
-        "connections": {"default": database_url or get_settings().database_url},
+        "connections": {"default": _connection(database_url or get_settings().database_url)},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
