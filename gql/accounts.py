@@ -148,7 +148,7 @@ class AccountNode(Node):
     async def two_factor_compliance(self) -> Annotated["ComplianceNode", strawberry.lazy("gql.enforcement")]:
         from gql.enforcement import ComplianceNode
 
-        return await ComplianceNode.of(self.view.row.id)
+        return ComplianceNode(account_id=self.view.row.id)
 
     @strawberry.field(
         permission_classes=[CanReadAccount, IsManagerHere],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Optional
+
 import strawberry
 
 from gql.accounts import AccountNode, reachable_account
@@ -9,29 +12,50 @@ from gql.ids import pk_of, to_global_id
 from gql.permissions import HasOwnTwoFactor, IsFullSession, ManagesAccount
 from gql.users import UserNode
 from models import enforcement
+from models.errors import bad_input
+
+
+MAX_PENDING_PAGE = 1000
 
 
 @strawberry.type(name="Compliance")
 class ComplianceNode:
-    total_users: int = strawberry.field(
+    account_id: strawberry.Private[int]
+    _counts: strawberry.Private[asyncio.Future | None] = None
+
+    def _counted(self) -> asyncio.Future:
+        """Both counts come from one aggregate, asked at most once per Compliance."""
+        if self._counts is None:
+            self._counts = asyncio.ensure_future(enforcement.compliance_counts(self.account_id))
+        return self._counts
+
+    @strawberry.field(
         description="Users this account's enforcement binds: a role on it, an ancestor or a "
         "descendant, and the site members of its subtree's sites."
     )
-    enrolled_users: int = strawberry.field(description="Of them, with 2FA set up.")
-    pending_users: list[UserNode] = strawberry.field(description="Of them, still to set it up.")
+    async def total_users(self) -> int:
+        return (await self._counted()).total
 
-    @classmethod
-    async def of(cls, account_id: int) -> ComplianceNode:
-        users = await enforcement.bound_users(account_id)
-        pending = [u for u in users if not u.enrolled]
-        return cls(
-            total_users=len(users),
-            enrolled_users=len(users) - len(pending),
-            pending_users=[
-                UserNode(id=to_global_id("User", u.id), email=u.email, name=u.name, pk=u.id, enabled=False, seen_by_manager=True)
-                for u in pending
-            ],
-        )
+    @strawberry.field(description="Of them, with 2FA set up.")
+    async def enrolled_users(self) -> int:
+        return (await self._counted()).enrolled
+
+    @strawberry.field(
+        description="Of them, still to set it up, by email. All of them without `first`; with it, "
+        f"a page of at most `first` (0 to {MAX_PENDING_PAGE}) after the user whose id is `after`."
+    )
+    async def pending_users(
+        self, first: Optional[int] = None, after: Optional[strawberry.ID] = None
+    ) -> list[UserNode]:
+        if first is not None and not 0 <= first <= MAX_PENDING_PAGE:
+            raise bad_input(f"first is 0 to {MAX_PENDING_PAGE}.", "first")
+        after_pk = pk_of(after, "User", "after") if after is not None else None
+        users = await enforcement.pending_users(self.account_id, first, after_pk)
+        return [
+            UserNode(id=to_global_id("User", u.id), email=u.email, name=u.name, pk=u.id, enabled=False,
+                     seen_by_manager=True)
+            for u in users
+        ]
 
 
 @strawberry.type

@@ -128,6 +128,62 @@ async def bound_users(account_id: int) -> list[BoundUser]:
     return [BoundUser(r["id"], r["email"], r["name"], bool(r["enrolled"])) for r in rows]
 
 
+@dataclass(frozen=True)
+class ComplianceCounts:
+    total: int
+    enrolled: int
+
+
+async def compliance_counts(account_id: int) -> ComplianceCounts:
+    """How many users this account's enforcement binds, and how many of them have 2FA: one
+    aggregate, whatever their number."""
+    rows = await fetch(
+        f"""
+        WITH RECURSIVE {_BOUND_USERS_CTE}
+        SELECT COUNT(*) AS total, COUNT(u.totp_secret) AS enrolled
+        FROM users u JOIN bound ON bound.user_id = u.id
+        """,
+        [account_id, account_id],
+    )
+    return ComplianceCounts(int(rows[0]["total"]), int(rows[0]["enrolled"] or 0))
+
+
+async def pending_users(account_id: int, first: int | None = None, after_user_id: int | None = None) -> list[BoundUser]:
+    """The bound users without 2FA, by email; a page of `first` after the user `after_user_id`
+    (keyset: a user who enrols meanwhile shifts nothing). An `after` user this account does not
+    bind gives an empty page."""
+    after = ""
+    params: list = [account_id, account_id]
+    if after_user_id is not None:
+        after = "AND u.email > (SELECT a.email FROM users a JOIN bound ab ON ab.user_id = a.id WHERE a.id = ?)"
+        params.append(after_user_id)
+    limit = ""
+    if first is not None:
+        limit = "LIMIT ?"
+        params.append(first)
+    rows = await fetch(
+        f"""
+        WITH RECURSIVE {_BOUND_USERS_CTE}
+        SELECT u.id, u.email, u.name
+        FROM users u JOIN bound ON bound.user_id = u.id
+        WHERE u.totp_secret IS NULL {after}
+        ORDER BY u.email
+        {limit}
+        """,
+        params,
+    )
+    return [BoundUser(r["id"], r["email"], r["name"], False) for r in rows]
+
+
+async def binds(account_id: int, user_id: int) -> bool:
+    """Whether this account's enforcement binds the user."""
+    rows = await fetch(
+        f"WITH RECURSIVE {_BOUND_USERS_CTE} SELECT 1 AS hit FROM bound WHERE user_id = ?",
+        [account_id, account_id, user_id],
+    )
+    return bool(rows)
+
+
 async def audit_events(account_id: int, first: int, before_id: int | None) -> list[dict]:
     """This account's log, newest first: its subtree's switches and events of users it binds."""
     rows = await fetch(
@@ -162,7 +218,7 @@ async def reset_member_two_factor(
     if user_id == manager.user_id:  # one's own 2FA goes only with a code, and not while enforced
         raise MandateError(FORBIDDEN, "You cannot reset your own two-factor authentication: use disableTotp.")
     user = await User.get_or_none(id=user_id)
-    if user is None or user_id not in {u.id for u in await bound_users(account_id)}:
+    if user is None or not await binds(account_id, user_id):
         raise MandateError(NOT_FOUND, "No such member on that account.")
     if not await manages_everything_reached_by(manager, user_id):
         raise MandateError(
