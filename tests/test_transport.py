@@ -292,3 +292,9 @@ async def test_an_operation_the_document_does_not_define_is_a_clear_error(api, q
     assert result.status == 400
     assert result.code == "BAD_REQUEST"
     assert result.data is None
+
+
+async def test_a_variable_the_document_misuses_is_a_validation_failure_not_bad_input(api):
+    # The value a caller sends is input; a document declaring a variable it never uses is not.
+    result = await api.gql("query($r: Int) { me { id } }")
+    assert result.code == "GRAPHQL_VALIDATION_FAILED"
