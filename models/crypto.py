@@ -38,11 +38,17 @@ def encrypt_secret(plain: str) -> str:
     return cipher().encrypt(plain.encode()).decode()
 
 
+class UnreadableSecret(Exception):
+    """A stored secret decrypts under none of MANDATE_SECRET_KEY's keys: one was dropped before
+    `mandate rotate-key` re-encrypted everything under the others. The server's fault, not the
+    caller's."""
+
+
 def decrypt_secret(token: str) -> str:
     try:
         return cipher().decrypt(token.encode()).decode()
-    except InvalidToken as exc:  # a key was removed from MANDATE_SECRET_KEY too early
-        raise RuntimeError("a TOTP secret cannot be decrypted with the configured keys") from exc
+    except InvalidToken as exc:
+        raise UnreadableSecret("a TOTP secret cannot be decrypted with the configured keys") from exc
 
 
 def digest(value: str) -> str:

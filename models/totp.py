@@ -8,6 +8,7 @@ one conditional UPDATE, so two racing requests cannot both win.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ import segno
 from tortoise.transactions import in_transaction
 
 from models import audit, clock, sessions, throttle
-from models.crypto import constant_time_equal, decrypt_secret, digest, encrypt_secret
+from models.crypto import UnreadableSecret, constant_time_equal, decrypt_secret, digest, encrypt_secret
 from models.errors import (
     FORBIDDEN,
+    INTERNAL_SERVER_ERROR,
     INVALID_CODE,
     RATE_LIMITED,
     TWO_FACTOR_ENFORCED,
@@ -30,8 +32,11 @@ from models.errors import (
 )
 from models.tables import RecoveryCode, Session, SessionKind, User
 
+log_incident = logging.getLogger("mandate.totp")
+
 ISSUER = "Mandate"
 STEP_SECONDS = 30
+DIGITS = 6
 SECRET_BYTES = 20            # 160 bits, RFC 4226's recommendation
 RECOVERY_CODE_COUNT = 10
 LOCK_AFTER_FAILURES = 100    # then TOTP stays locked until a recovery code or a reset
@@ -57,14 +62,17 @@ def parse_code(code: str, *, allow_recovery: bool = True) -> Code:
     raise bad_input(f"A code is {expected}.", "code")
 
 
-def current_step() -> int:
-    return int(clock.time() // STEP_SECONDS)
+def current_step(at: float | None = None) -> int:
+    return int((clock.time() if at is None else at) // STEP_SECONDS)
 
 
-def matching_step(secret: str, code: str) -> int | None:
-    """The latest step within one either side of now whose code this is."""
-    totp = pyotp.TOTP(secret)
-    now = current_step()
+def matching_step(secret: str, code: str, *, digits: int = DIGITS, at: float | None = None) -> int | None:
+    """The latest step within one either side of `at` (default: now) whose code this is.
+
+    `digits` and `at` exist for RFC 6238's test vectors (8 digits, fixed times); the API
+    always checks 6 digits against the clock."""
+    totp = pyotp.TOTP(secret, digits=digits)
+    now = current_step(at)
     matched = None
     for step in (now - 1, now, now + 1):  # compare all three: no early exit to time
         if constant_time_equal(totp.generate_otp(step), code):
@@ -137,7 +145,20 @@ async def _attempt(
     except MandateError:
         await log(audit.SECOND_FACTOR_THROTTLED)
         raise
-    if not await accepts():
+    try:
+        accepted = await accepts()
+    except UnreadableSecret:
+        # Nothing was guessed: give the attempt back, so a key misconfiguration never burns a
+        # user's free attempts or locks their factor, and tell the operators, not the caller.
+        await throttle.release(key)
+        log_incident.error(
+            "the TOTP secret of user %s decrypts under none of MANDATE_SECRET_KEY's keys: put the "
+            "old key back (after the new one) and run `mandate rotate-key` before dropping it", user.id
+        )
+        raise MandateError(
+            INTERNAL_SERVER_ERROR, "Codes cannot be checked at the moment: the operators have been told."
+        ) from None
+    if not accepted:
         await log(audit.SECOND_FACTOR_FAILED)
         raise throttle.refusal_after(MandateError(INVALID_CODE), (throttle.SECOND_FACTOR, failures))
     await throttle.reset(key)

@@ -72,17 +72,28 @@ async def test_rotation_refuses_and_changes_nothing_when_a_secret_decrypts_under
     assert await AuditEvent.filter(action="SECRETS_REENCRYPTED").count() == 0
 
 
-async def test_without_rotation_dropping_the_old_key_fails_masked_not_500(api, keys, clock, under_key_a):
-    """What a server does with key A dropped too early: the code check cannot decrypt the secret.
-    The client gets a masked INTERNAL_SERVER_ERROR (HTTP 200, no trace, no detail), the server logs it."""
+async def test_without_rotation_dropping_the_old_key_is_an_incident_that_costs_no_attempt(
+    api, keys, clock, under_key_a, caplog
+):
+    """Key A dropped too early: the code check cannot decrypt the secret. The client gets a clear
+    INTERNAL_SERVER_ERROR (HTTP 200, no trace, no key detail), the operators a log line, and the
+    user loses nothing: six tries in a row are never RATE_LIMITED, and none is logged as a
+    failed code."""
     keys(KEY_B)
     clock.advance(30)
     status, token = await api.login_token(ENROLLED, PASSWORD)
     assert status == "TWO_FACTOR_REQUIRED"
-    result = await api.verify(token, totp_now(under_key_a[ENROLLED]))
-    assert result.status == 200 and result.code == "INTERNAL_SERVER_ERROR"
-    assert result.errors[0]["message"] == "Internal server error."
-    assert result.data is None
+    for _ in range(6):
+        result = await api.verify(token, totp_now(under_key_a[ENROLLED]))
+        assert result.status == 200 and result.code == "INTERNAL_SERVER_ERROR"
+        assert "operators" in result.errors[0]["message"] and result.data is None
+    assert "rotate-key" in caplog.text
+    user = await User.get(email=ENROLLED)
+    assert not await AuditEvent.filter(subject_id=user.id, action="SECOND_FACTOR_FAILED").exists()
+
+    keys(f"{KEY_B},{KEY_A}")  # the old key back: the same user gets in at once
+    clock.advance(30)
+    assert (await api.verify(token, totp_now(under_key_a[ENROLLED]))).data["verifyTwoFactor"]["status"] == "AUTHENTICATED"
 
 
 def test_rotate_key_in_production_without_a_key_is_refused(cli):
