@@ -62,7 +62,9 @@ def _standing(row: Throttle, policy: Policy, now: datetime) -> tuple[int, float]
     """(failures that still count, seconds before the next attempt may be looked at)."""
     if row.last_failure_at is None or not row.failures:
         return 0, 0.0
-    elapsed = (now - row.last_failure_at).total_seconds()
+    # Never negative: a failure stamped just after `now` was read (a parallel request, another
+    # server's clock a little ahead) is as recent as can be, not a delay of its own.
+    elapsed = max(0.0, (now - row.last_failure_at).total_seconds())
     if policy.forget_after is not None and elapsed >= policy.forget_after:
         return 0, 0.0
     return row.failures, max(0.0, policy.delay_after(row.failures) - elapsed)
