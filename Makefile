@@ -34,3 +34,9 @@ playground:
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# Mandate against the hand-written floor and PostGraphile 4 on PostgreSQL, with wrk (bench/README.md).
+# BENCH_ARGS="--sqlite" for SQLite; bench/run --help for the rest.
+.PHONY: bench
+bench: install
+	PYTHON=$(abspath $(PY)) bench/run $(BENCH_ARGS)
