@@ -49,12 +49,18 @@ class MandateSchema(strawberry.Schema):
 
 
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    # The limits' rule classes are made once, here: made afresh per request (as the limiters do
+    # in their constructors), every request's rules would differ and ValidationCache, keyed by
+    # them, would validate every document again. The classes hold only their limit.
+    rules = [
+        *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+        OneAttemptPerDocument,
+    ]
     extensions = [
         lambda: ParserCache(maxsize=256),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: AddValidationRules([OneAttemptPerDocument]),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=256),
     ]
     if not introspection:

@@ -74,3 +74,19 @@ async def test_who_must_use_two_factor_is_one_statement_whatever_the_trees_size(
     await seed(organisation(20, 9))
     _, token = await api.login_token("grace@example.org")
     assert await cost(api, statements, "{ me { id } }", token) == 3  # cache look, the session, the rule
+
+
+async def test_a_document_seen_before_is_not_validated_again(api, seed):
+    # Two callers, so the second request executes (the response cache is per session): its
+    # validation comes from strawberry's ValidationCache, whose key holds the rule classes.
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    await seed(organisation(1, 1))
+    tokens = [(await api.login_token("grace@example.org"))[1] for _ in range(2)]
+    validations = _get_validate_cache(256)
+    query = "{ accounts { id name sites { id } } }"
+    assert not (await api.gql(query, token=tokens[0])).errors
+    before = validations.cache_info()
+    assert not (await api.gql(query, token=tokens[1])).errors
+    after = validations.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
