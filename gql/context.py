@@ -18,7 +18,10 @@ from models.tables import Session
 
 def bearer_token(headers: Headers) -> tuple[str | None, bool]:
     """The bearer token of the Authorization header, and whether a header was there but not one."""
-    header = headers.get("authorization", "")
+    return bearer_of(headers.get("authorization", ""))
+
+
+def bearer_of(header: str) -> tuple[str | None, bool]:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() == "bearer" and token:
