@@ -17,6 +17,7 @@ processes: each scrape, whichever process answers it, reports the totals of all 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -168,7 +169,13 @@ def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
             if _INCOMING_ID.fullmatch(value):
                 return value.decode()
             break
-    return os.urandom(8).hex()
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
+
+
+# Made ids: a random prefix per process and a counter, 16 hex digits like an incoming one; no
+# system call per request (os.urandom cost a twentieth of a cached answer's time).
+_ID_PREFIX = os.urandom(4).hex()
+_ID_COUNTER = itertools.count()
 
 
 # -- metrics ---------------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ import orjson
 
 REQUEST_LOGGER = "mandate.request"
 
+# Our lines name no thread or process, and finding them (os.getpid is a system call, the
+# multiprocessing lookup is slow) cost more than the rest of a request's line.
+logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+
 
 class JsonFormatter(logging.Formatter):
     """{"ts", "level", "logger", "msg", ...the record's `fields`, "exc"}."""
