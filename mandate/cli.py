@@ -244,17 +244,23 @@ def _api_id(type_name: str, pk: int) -> str:
     return to_global_id(type_name, pk)
 
 
-def account_id(value: str) -> int:
-    """ACCOUNT: a number (the database id) or the API's id (as `accounts { id }` gives it)."""
+def _api_pk(value: str, type_name: str) -> int | None:
+    """The number behind a database id or an API id of this type; None when it is neither."""
     if value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
     from gql.ids import from_global_id
 
     try:
-        type_name, pk = from_global_id(value)
+        found, pk = from_global_id(value)
     except MandateError:
-        type_name, pk = None, 0
-    if type_name != "Account":
+        return None
+    return pk if found == type_name else None
+
+
+def account_id(value: str) -> int:
+    """ACCOUNT: a number (the database id) or the API's id (as `accounts { id }` gives it)."""
+    pk = _api_pk(value, "Account")
+    if pk is None:
         raise CommandFailed(f"{value!r} is not an account id: give its number or its API id", EXIT_REFUSED)
     return pk
 
@@ -263,15 +269,8 @@ def user_reference(value: str) -> int | str:
     """USER: an email, a number (the database id) or the API's id."""
     if "@" in value:
         return value
-    if value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    from gql.ids import from_global_id
-
-    try:
-        type_name, pk = from_global_id(value)
-    except MandateError:
-        type_name, pk = None, 0
-    if type_name != "User":
+    pk = _api_pk(value, "User")
+    if pk is None:
         raise CommandFailed(f"{value!r} is not a user: give an email, a number or an API id", EXIT_REFUSED)
     return pk
 
