@@ -25,6 +25,7 @@ from gql.errors import is_expected
 from gql.execution import lean_execution_context
 from gql.totp import TotpMutations
 from gql.users import UserNode
+from gql import validation
 from gql.validation import OneAttemptPerDocument
 
 log = logging.getLogger("mandate.graphql")
@@ -34,7 +35,7 @@ log = logging.getLogger("mandate.graphql")
 # introspection-depth rule bounds those.)
 MAX_DEPTH = 15
 MAX_ALIASES = 30
-MAX_TOKENS = 5000
+MAX_TOKENS = validation.MAX_TOKENS
 
 Query = merge_types("Query", (AuthQueries, AccountQueries))
 Mutation = merge_types("Mutation", (AuthMutations, TotpMutations, EnforcementMutations))

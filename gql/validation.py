@@ -23,6 +23,8 @@ from graphql import (
     parse,
 )
 
+MAX_TOKENS = 5000  # as the schema's MaxTokensLimiter: past it, the schema words the refusal
+
 UNPARSED = object()  # a document that does not parse: the schema reports its syntax error
 
 
@@ -31,7 +33,7 @@ def selected_operation(document: str, operation_name: str | None) -> OperationTy
     """The type of the operation a request runs, None when the document names no such operation
     (an unknown name, two operations and no name, only fragments), or UNPARSED."""
     try:
-        operation = get_operation_ast(parse(document), operation_name)
+        operation = get_operation_ast(parse(document, max_tokens=MAX_TOKENS), operation_name)
     except GraphQLError:
         return UNPARSED
     return None if operation is None else operation.operation
