@@ -17,7 +17,8 @@ from tortoise.contrib.starlette import RegisterTortoise
 from gql import observability, playground
 from gql.context import Context
 from gql.errors import format_error
-from gql.response_cache import GLANCE_KEY, CachedAnswers, ResponseCache
+from gql.response_cache import LANE_KEY, CachedAnswers, ResponseCache
+from gql.transport import is_json, read_body
 from gql.validation import selected_operation
 from gql.schema import build_schema
 from mandate.config import get_settings
@@ -35,20 +36,6 @@ def _json(payload: dict, status: int = 200, headers: dict | None = None) -> Resp
 
 def _refusal(status: int, message: str, headers: dict | None = None) -> Response:
     return _json({"errors": [{"message": message, "extensions": {"code": BAD_REQUEST}}]}, status, headers)
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is over the limit (read no further than that)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _no_operation_message(operation_name: str | None) -> str:
@@ -70,15 +57,15 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             return _refusal(
                 405, "Send operations by POST with Content-Type: application/json.", {"Allow": "POST"}
             )
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
+        if not is_json(request.headers.get("content-type", "")):
             return _refusal(415, "Only Content-Type: application/json is accepted.")
-        body = await _read_body(request, settings.max_body_bytes)
+        # What the cache's lane read, when it is on (a held answer never reaches here).
+        body, glance, caller = request.scope.get(LANE_KEY) or (
+            await read_body(request.receive, request.headers.get("content-length"), settings.max_body_bytes),
+            None, None,
+        )
         if body is None:
             return _refusal(413, f"The request body is over {settings.max_body_bytes} bytes.")
-
-        # What the cache's lane saw (a held answer never reaches here): where this one will go.
-        glance, caller = request.scope.get(GLANCE_KEY, (None, None))
 
         try:
             payload = orjson.loads(body)

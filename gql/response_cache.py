@@ -17,13 +17,16 @@ queries that ran without any error are kept: mutations never, errors never.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from starlette.requests import ClientDisconnect
 
 from gql import observability
 from gql.context import bearer_of
+from gql.transport import is_json, read_body
 from models.sessions import Glance, glance
 
-GLANCE_KEY = "mandate.glance"  # in the ASGI scope: (glance, caller) for the handler, read once
+# In the ASGI scope, what the lane read, for the handler not to read it again:
+# (body or None when over the cap, glance or None, caller or None).
+LANE_KEY = "mandate.lane"
 
 
 class ResponseCache:
@@ -55,16 +58,13 @@ class ResponseCache:
         self._entries[(caller, body)] = response
         self._size += size
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 class CachedAnswers:
     """The cache's own lane, in front of routing: a POST /graphql whose answer is held goes back
     at once, without Starlette's request and response objects (most of a hit's cost otherwise).
-    Anything else passes on untouched but for two things it need not do again: the body read
-    here is handed on as it came, and the glance is left in the scope under GLANCE_KEY.
-    Refusals (media type, size, JSON) stay the handler's."""
+    Anything else passes on with what it read left in the scope under LANE_KEY (the body and the
+    glance), so the handler does neither again. Refusals (media type, size, JSON) stay the
+    handler's."""
 
     def __init__(self, app, cache: ResponseCache, max_body_bytes: int) -> None:
         self.app = app
@@ -75,54 +75,28 @@ class CachedAnswers:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/graphql":
             await self.app(scope, receive, send)
             return
-        content_type, authorization, declared = b"", None, b""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"authorization":
-                authorization = value
-            elif name == b"content-length":
-                declared = value
-        if content_type.split(b";")[0].strip().lower() != b"application/json" or (
-            declared.isdigit() and int(declared) > self.max_body_bytes
-        ):
-            await self.app(scope, receive, send)
+        headers = {}
+        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+            headers.setdefault(name, value.decode("latin-1"))
+        if not is_json(headers.get(b"content-type", "")):
+            await self.app(scope, receive, send)  # refused by the handler
             return
-        chunks, size, more = [], 0, True
-        while more and size <= self.max_body_bytes:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay(chunks, False, receive, message), send)
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-        if more:  # over the cap: the handler refuses it
-            await self.app(scope, _replay(chunks, True, receive), send)
-            return
-        body = b"".join(chunks)
-        token, malformed = bearer_of(authorization.decode("latin-1") if authorization is not None else "")
-        if not malformed:
-            seen = await glance(token)
-            caller = () if token is None else seen.caller
-            scope[GLANCE_KEY] = (seen, caller)
-            if caller is not None and (hit := self.cache.get(seen, caller, body)) is not None:
-                observability.note_cache_hit(body, seen.user_id)
-                await send({"type": "http.response.start", "status": 200, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(hit)).encode()),
-                ]})
-                await send({"type": "http.response.body", "body": hit})
-                return
-        await self.app(scope, _replay([body], False, receive), send)
-
-
-def _replay(chunks: list[bytes], more: bool, receive: Callable[[], Awaitable[dict]], then: dict | None = None):
-    """A receive that gives the body read so far, then whatever the client sends next."""
-    pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": more}]
-    if then is not None:
-        pending.append(then)
-
-    async def replayed() -> dict:
-        return pending.pop(0) if pending else await receive()
-
-    return replayed
+        try:
+            body = await read_body(receive, headers.get(b"content-length"), self.max_body_bytes)
+        except ClientDisconnect:
+            return  # nobody to answer
+        seen = caller = None
+        if body is not None:  # (over the cap: refused by the handler)
+            token, malformed = bearer_of(headers.get(b"authorization", ""))
+            if not malformed:
+                seen = await glance(token)
+                caller = () if token is None else seen.caller
+                if caller is not None and (hit := self.cache.get(seen, caller, body)) is not None:
+                    observability.note_cache_hit(body, seen.user_id)
+                    await send({"type": "http.response.start", "status": 200, "headers": [
+                        (b"content-type", b"application/json"), (b"content-length", str(len(hit)).encode()),
+                    ]})
+                    await send({"type": "http.response.body", "body": hit})
+                    return
+        scope[LANE_KEY] = (body, seen, caller)
+        await self.app(scope, receive, send)
