@@ -293,3 +293,23 @@ def statements(monkeypatch):
 
         monkeypatch.setattr(client, name, counted)
     return sent
+
+
+# The one-account Clinic of tests/test_login.py, shared by the login, TOTP, recovery-code and
+# throttling tests. Imported when asked for: those modules import this one.
+
+@pytest.fixture
+async def clinic(api, seed) -> str:
+    """Clinic, with a manager, a member and a user with no role; its id."""
+    from tests.test_login import seed_clinic
+
+    return await seed_clinic(api, seed)
+
+
+@pytest.fixture
+async def member(api, clinic, clock) -> Login:
+    """The Clinic's member, enrolled, on a clock a minute on (every nearby code unused)."""
+    from tests.test_login import MEMBER
+    from tests.test_totp import enrolled
+
+    return await enrolled(api, MEMBER, clock)

@@ -46,11 +46,6 @@ async def seed_clinic(api: Api, seed) -> str:
     return clinic_id
 
 
-@pytest.fixture
-async def clinic(api, seed) -> str:
-    return await seed_clinic(api, seed)
-
-
 async def signed_in(api: Api, email: str) -> str:
     """A full session of a user without 2FA who is not bound to it."""
     status, token = await api.login_token(email)

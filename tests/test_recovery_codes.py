@@ -8,7 +8,7 @@ import base64
 import pytest
 from tortoise import connections
 
-from tests.conftest import PASSWORD, Api, Login, Result, totp_now
+from tests.conftest import PASSWORD, Api, Result, totp_now
 from tests.test_login import (
     LONER,
     MANAGER,
@@ -16,23 +16,12 @@ from tests.test_login import (
     REGENERATE,
     audit_actions,
     error_code,
-    seed_clinic,
     signed_in,
 )
-from tests.test_totp import enrolled, start_enrolment, wrong_code
+from tests.test_totp import start_enrolment, wrong_code
 
 REMAINING = "{ me { recoveryCodesRemaining } }"
 TABLES = ["users", "sessions", "recovery_codes", "throttles", "audit_events"]
-
-
-@pytest.fixture
-async def clinic(api, seed) -> str:
-    return await seed_clinic(api, seed)
-
-
-@pytest.fixture
-async def member(api, clinic, clock) -> Login:
-    return await enrolled(api, MEMBER, clock)
 
 
 async def verify_after_login(api: Api, code: str) -> Result:

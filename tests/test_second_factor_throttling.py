@@ -9,7 +9,7 @@ from typing import Awaitable, Callable
 
 import pytest
 
-from tests.conftest import Api, Login, Result, totp_now
+from tests.conftest import Api, Result, totp_now
 from tests.test_login import (
     DISABLE,
     LONER,
@@ -18,22 +18,11 @@ from tests.test_login import (
     REGENERATE,
     audit_actions,
     error_code,
-    seed_clinic,
     signed_in,
 )
 from tests.test_totp import MALFORMED, confirm, enrolled, start_enrolment, wrong_code
 
 Attempt = Callable[[str], Awaitable[Result]]
-
-
-@pytest.fixture
-async def clinic(api, seed) -> str:
-    return await seed_clinic(api, seed)
-
-
-@pytest.fixture
-async def member(api, clinic, clock) -> Login:
-    return await enrolled(api, MEMBER, clock)
 
 
 async def password_only(api: Api, email: str = MEMBER) -> str:

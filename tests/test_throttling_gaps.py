@@ -8,22 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Api, Clock, Login, totp_now
-from tests.test_login import MANAGER, MEMBER, seed_clinic, signed_in
+from tests.conftest import Api, Clock, totp_now
+from tests.test_login import MANAGER, MEMBER, signed_in
 from tests.test_second_factor_throttling import fail, password_only, retry_after, verifying
 from tests.test_totp import enrolled, wrong_code
 
 RESET = "mutation($a: ID!, $u: ID!) { resetMemberTwoFactor(accountId: $a, userId: $u) { twoFactorEnabled } }"
-
-
-@pytest.fixture
-async def clinic(api, seed) -> str:
-    return await seed_clinic(api, seed)
-
-
-@pytest.fixture
-async def member(api, clinic, clock) -> Login:
-    return await enrolled(api, MEMBER, clock)
 
 
 async def test_a_recovery_code_waits_out_the_delay_too_and_stays_unused(api, member, clock):

@@ -23,7 +23,6 @@ from tests.test_login import (
     SET_ENFORCEMENT,
     error_code,
     enforcing_manager,
-    seed_clinic,
     set_enforcement,
     signed_in,
 )
@@ -43,11 +42,6 @@ MALFORMED = {
     "five digits": lambda code: code[:5],
     "seven digits": lambda code: code + "0",
 }
-
-
-@pytest.fixture
-async def clinic(api, seed) -> str:
-    return await seed_clinic(api, seed)
 
 
 def wrong_code(secret: str) -> str:
