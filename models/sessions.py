@@ -158,29 +158,24 @@ async def login(email: str, password: str, client_address: str | None) -> Issued
     email = normalise_email(email)
     if len(password) > MAX_PASSWORD_LENGTH:
         raise bad_input("That password is too long.", "password")
-    # Counted before the password is checked, so parallel guesses cannot outrun the limits.
-    claimed: list[tuple[str, throttle.Policy, int]] = []
-    limits = [(throttle.email_key(email), throttle.PASSWORD_PER_EMAIL)]
-    if client_address:
-        limits.append((throttle.address_key(client_address), throttle.PASSWORD_PER_ADDRESS))
-    try:
-        for key, policy in limits:
-            claimed.append((key, policy, await throttle.claim_attempt(key, policy)))
-    except MandateError:
-        for key, _, _ in claimed:
-            await throttle.release(key)
-        raise
-
-    user = await User.get_or_none(email=email)
-    # argon2 in a thread: it releases the GIL, and the event loop keeps serving meanwhile.
-    if not await asyncio.to_thread(verify_password, user.password_hash if user else None, password):
-        raise throttle.refusal_after(
-            MandateError(INVALID_CREDENTIALS), *((policy, failures) for _, policy, failures in claimed)
-        )
+    # One person's keys are claimed before the password is checked, so that parallel guesses
+    # cannot outrun them; the address, which everyone behind it shares, is only looked at.
+    address = throttle.address_key(client_address) if client_address else None
+    if address is not None:
+        await throttle.check_standing(address, throttle.PASSWORD_PER_ADDRESS)
+    limits = [
+        (throttle.email_and_address_key(email, client_address), throttle.PASSWORD_PER_EMAIL_AND_ADDRESS),
+        (throttle.email_key(email), throttle.PASSWORD_PER_EMAIL),
+    ]
+    async with throttle.counted_attempt(*limits) as counts:
+        user = await User.get_or_none(email=email)
+        # argon2 in a thread: it releases the GIL, and the event loop keeps serving meanwhile.
+        if not await asyncio.to_thread(verify_password, user.password_hash if user else None, password):
+            if address is not None:
+                failures = await throttle.record_failure(address, throttle.PASSWORD_PER_ADDRESS)
+                counts.append((throttle.PASSWORD_PER_ADDRESS, failures))
+            raise throttle.refusal_after(MandateError(INVALID_CREDENTIALS), *counts)
     assert user is not None
-    await throttle.reset(throttle.email_key(email))
-    if client_address:
-        await throttle.release(throttle.address_key(client_address))
 
     if user.two_factor_enabled:
         kind = SessionKind.PASSWORD

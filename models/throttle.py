@@ -2,13 +2,30 @@
 
 django-otp's model: after a number of free failures, each further failure doubles the delay
 before the next attempt is even looked at; a success resets the count.
+
+Two ways to count, for two kinds of key:
+- `claim_attempt` counts an attempt as a failure *before* it is checked, by compare-and-set, so
+  that a burst of parallel attempts is held to the count: of the burst only those within the
+  free failures are checked, the rest are refused unchecked. Used where one person's attempts
+  share the key (a user's second factor; an email, alone or from one address), so only that
+  person's own attempts contend for its row.
+- `check_standing` plus `record_failure` look before and count after, with no claim: for the
+  key that everyone behind one address shares, so that a clinic's honest logins at the start of
+  a shift never contend for one row (nor are refused by a limit on failures they are not).
+
+An attempt that was checked is answered as checked: a wrong answer is INVALID_CODE or
+INVALID_CREDENTIALS (with `retryAfter` once a delay runs after it); RATE_LIMITED means the
+attempt was not looked at.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import AsyncIterator
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
@@ -26,13 +43,21 @@ class Policy:
     forget_after: float | None  # seconds without failure after which the count starts again
 
     def delay_after(self, failures: int) -> float:
-        if failures <= self.free_failures:
+        """Seconds before the next attempt may be looked at, after this many failures: none while
+        they are free, then 1 s doubling per failure, at most MAX_DELAY_SECONDS."""
+        if failures < self.free_failures:
             return 0.0
-        return float(min(2 ** (failures - self.free_failures - 1), MAX_DELAY_SECONDS))
+        return float(min(2 ** min(failures - self.free_failures, 20), MAX_DELAY_SECONDS))
 
 
+# A user's second factor, across their sessions, mutations and server processes.
 SECOND_FACTOR = Policy(free_failures=4, forget_after=None)
-PASSWORD_PER_EMAIL = Policy(free_failures=4, forget_after=None)
+# Passwords of one email from one client address: a guesser there is slowed after 4.
+PASSWORD_PER_EMAIL_AND_ADDRESS = Policy(free_failures=4, forget_after=None)
+# Passwords of one email from anywhere: NIST SP 800-63B 5.2.2's ceiling of 100 consecutive
+# failures per account, far above the per-address one, so that a stranger elsewhere cannot lock
+# a user out with a few guesses, while guessing from many addresses stays bounded.
+PASSWORD_PER_EMAIL = Policy(free_failures=100, forget_after=None)
 # Many people share an address (a clinic's NAT): generous, and forgotten after an hour.
 PASSWORD_PER_ADDRESS = Policy(free_failures=100, forget_after=3600)
 
@@ -45,12 +70,22 @@ def email_key(email: str) -> str:
     return f"email:{email}"
 
 
+def email_and_address_key(email: str, address: str | None) -> str:
+    # Hashed: an email (254) and an address side by side would not fit the key column (300).
+    pair = hashlib.sha256(f"{email}\n{address or ''}".encode()).hexdigest()
+    return f"email-address:{pair}"
+
+
 def address_key(address: str) -> str:
     return f"address:{address}"
 
 
 def rate_limited(retry_after: float) -> MandateError:
-    return MandateError(RATE_LIMITED, retryAfter=max(1, math.ceil(retry_after)))
+    return MandateError(RATE_LIMITED, retryAfter=_whole_seconds(retry_after))
+
+
+def _whole_seconds(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
 
 
 async def failures(key: str) -> int:
@@ -58,9 +93,9 @@ async def failures(key: str) -> int:
     return row.failures if row else 0
 
 
-def _standing(row: Throttle, policy: Policy, now: datetime) -> tuple[int, float]:
+def _standing(row: Throttle | None, policy: Policy, now: datetime) -> tuple[int, float]:
     """(failures that still count, seconds before the next attempt may be looked at)."""
-    if row.last_failure_at is None or not row.failures:
+    if row is None or row.last_failure_at is None or not row.failures:
         return 0, 0.0
     # Never negative: a failure stamped just after `now` was read (a parallel request, another
     # server's clock a little ahead) is as recent as can be, not a delay of its own.
@@ -73,9 +108,10 @@ def _standing(row: Throttle, policy: Policy, now: datetime) -> tuple[int, float]
 async def claim_attempt(key: str, policy: Policy) -> int:
     """Count an attempt as a failure before it is checked; returns the count it makes.
 
-    The count moves by compare-and-set, so of a burst of parallel attempts only those within the
-    free failures are checked: the next one sees the delay (RATE_LIMITED). A success gives the
-    count back (`reset`, or `release` where failures of others share the key).
+    Refused (RATE_LIMITED, nothing counted) while the delay after the failures so far runs. The
+    count moves by compare-and-set, so of a burst of parallel attempts only those within the
+    free failures are checked: the next one finds the delay running. A success gives the count
+    back (`reset`).
     """
     for _ in range(50):
         now = clock.now()
@@ -94,20 +130,82 @@ async def claim_attempt(key: str, policy: Policy) -> int:
         )
         if claimed:
             return counted + 1
-    raise rate_limited(1)  # contended beyond reason: refuse rather than check unthrottled
+    raise rate_limited(1)  # contended beyond reason (one person's key): refuse rather than check unthrottled
+
+
+@asynccontextmanager
+async def counted_attempt(*limits: tuple[str, Policy]) -> AsyncIterator[list[tuple[Policy, int]]]:
+    """One attempt, claimed under each (key, policy) before it is checked; yields the counts.
+
+    The body checks the attempt. Ending normally is a success: every count starts again. A
+    MandateError from the body is a checked failure: the counts stand (answer it with
+    `refusal_after`). Any other exception means nothing was decided: the claims are given back,
+    so an attempt that ends in an error spends nothing."""
+    counts: list[tuple[Policy, int]] = []
+    try:
+        for key, policy in limits:
+            counts.append((policy, await claim_attempt(key, policy)))
+    except BaseException:
+        for key, _ in limits[: len(counts)]:
+            await release(key)
+        raise
+    try:
+        yield counts
+    except MandateError:
+        raise
+    except BaseException:
+        for key, _ in limits:
+            await release(key)
+        raise
+    await reset(*(key for key, _ in limits))
+
+
+async def check_standing(key: str, policy: Policy) -> None:
+    """Refuse (RATE_LIMITED) while the delay after this key's failures runs; counts nothing."""
+    _, retry_after = _standing(await Throttle.filter(key=key).first(), policy, clock.now())
+    if retry_after > 0:
+        raise rate_limited(retry_after)
+
+
+async def record_failure(key: str, policy: Policy) -> int:
+    """Count one checked failure under the key, with no claim before it; returns the count.
+
+    Each step is one atomic statement: racing failures each add one. (Two racing failures that
+    both find a count forgotten may start it at 1 together: one failure fewer, of a generous limit.)"""
+    now = clock.now()
+    if policy.forget_after is not None:
+        since = now - timedelta(seconds=policy.forget_after)
+        if await Throttle.filter(key=key, last_failure_at__gt=since).update(
+            failures=F("failures") + 1, last_failure_at=now
+        ):
+            return await failures(key)
+        if await Throttle.filter(key=key).update(failures=1, last_failure_at=now):
+            return 1
+    elif await Throttle.filter(key=key).update(failures=F("failures") + 1, last_failure_at=now):
+        return await failures(key)
+    try:
+        await Throttle.create(key=key, failures=1, last_failure_at=now)
+        return 1
+    except IntegrityError:  # created meanwhile by a racing failure: count this one on it
+        await Throttle.filter(key=key).update(failures=F("failures") + 1, last_failure_at=now)
+        return await failures(key)
 
 
 def refusal_after(wrong: MandateError, *claims: tuple[Policy, int]) -> MandateError:
-    """The answer to a failed attempt that made these (policy, failures) claims: the plain error
-    while every failure is free, else RATE_LIMITED for the longest delay."""
-    delay = max(policy.delay_after(failures) for policy, failures in claims)
-    return rate_limited(delay) if delay > 0 else wrong
+    """The answer to a checked, failed attempt that made these (policy, failures) counts: the
+    plain error, with `retryAfter` once the failure starts a delay (the longest of them)."""
+    delay = max(policy.delay_after(count) for policy, count in claims)
+    if delay <= 0:
+        return wrong
+    extensions = {name: value for name, value in wrong.extensions.items() if name != "code"}
+    return MandateError(wrong.code, wrong.message, **extensions, retryAfter=_whole_seconds(delay))
 
 
 async def release(key: str) -> None:
-    """Give back one claimed attempt that succeeded."""
+    """Give back one claimed attempt that was never checked (it ended in an error)."""
     await Throttle.filter(key=key, failures__gt=0).update(failures=F("failures") - 1)
 
 
-async def reset(key: str) -> None:
-    await Throttle.filter(key=key).update(failures=0, last_failure_at=None)
+async def reset(*keys: str) -> None:
+    """A success: the count of each key starts again (one statement)."""
+    await Throttle.filter(key__in=keys).update(failures=0, last_failure_at=None)

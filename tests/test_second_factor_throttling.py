@@ -87,9 +87,31 @@ async def test_the_delay_grows_with_every_further_failure(api, member, clock):
     await fail(attempt, member.secret, 4)
     delays = []
     for _ in range(4):
-        delays.append(retry_after(await attempt(wrong_code(member.secret))))
-        clock.advance(delays[-1])
+        clock.advance(retry_after(await attempt(wrong_code(member.secret))))  # refused unchecked
+        checked = await attempt(wrong_code(member.secret))  # the delay has passed: checked, wrong
+        delays.append(waited(checked, "INVALID_CODE"))
     assert delays == sorted(set(delays)), delays
+
+
+def waited(result: Result, code: str) -> int:
+    """The delay a checked, failed attempt starts: answered as checked (its own code), with
+    `retryAfter` for the next attempt."""
+    assert error_code(result, code), result.body
+    value = result.errors[0]["extensions"]["retryAfter"]
+    assert isinstance(value, int) and value >= 1, result.body
+    return value
+
+
+async def test_a_checked_attempt_is_never_answered_as_an_unchecked_one(api, member, clinic, clock):
+    """Thirty wrong codes at once: exactly the four free ones are checked, each answered
+    INVALID_CODE and audited as a failure; the other 26 are refused unchecked (RATE_LIMITED,
+    audited as throttled). So no guess is checked that the answer does not own up to."""
+    attempt = verifying(api, await password_only(api))
+    answers = await asyncio.gather(*(attempt(wrong_code(member.secret)) for _ in range(30)))
+    codes = [r.code for r in answers]
+    assert sorted(codes) == ["INVALID_CODE"] * 4 + ["RATE_LIMITED"] * 26, codes
+    actions = await audit_actions(api, await signed_in(api, MANAGER), clinic, MEMBER)
+    assert actions.count("SECOND_FACTOR_FAILED") == 4 and actions.count("SECOND_FACTOR_THROTTLED") == 26, actions
 
 
 async def test_failures_count_per_user_across_sessions(api, member):
@@ -147,8 +169,8 @@ async def test_after_100_failures_totp_stays_locked_until_a_recovery_code_is_use
     for _ in range(100):  # each failure waits out the delay of the one before, so each is checked
         clock.advance(wait)
         r = await verify_after_login(api, wrong_code(member.secret))
-        wait = retry_after(r) if r.code == "RATE_LIMITED" else 0
-        assert r.code in ("INVALID_CODE", "RATE_LIMITED")
+        assert r.code == "INVALID_CODE", r.body
+        wait = r.errors[0]["extensions"].get("retryAfter", 0)
     clock.advance(wait + 24 * 3600)
     retry_after(await verify_after_login(api, totp_now(member.secret)))
     r = await verify_after_login(api, member.recovery_codes[0])
@@ -157,9 +179,9 @@ async def test_after_100_failures_totp_stays_locked_until_a_recovery_code_is_use
 
 
 async def test_parallel_attempts_cannot_outrun_the_throttle(api, member, clock):
-    """A burst of guesses sent at once is held to the same count: after 4 failures only one of
-    the burst is checked (the 5th failure, a 1 s delay), so the right code works 1.5 s later.
-    Were the burst checked whole, 14 failures would impose minutes."""
+    """A burst of guesses sent at once is held to the same count: after 4 failures (a 1 s delay)
+    none of the burst is checked, so the right code works 1.5 s later. Were the burst checked
+    whole, 14 failures would impose minutes."""
     attempt = verifying(api, await password_only(api))
     await fail(attempt, member.secret, 4)
     answers = await asyncio.gather(*(attempt(wrong_code(member.secret)) for _ in range(10)))
@@ -208,8 +230,8 @@ async def test_every_spelling_of_an_email_counts_towards_its_throttle(api, clini
 
 
 async def test_parallel_password_guesses_cannot_outrun_the_throttle(api, clinic, clock):
-    """After 4 failures, a burst of 10 wrong passwords sent at once counts one failure (the 5th:
-    a 1 s delay), not ten: the right password works 1.5 s later."""
+    """After 4 failures (a 1 s delay), a burst of 10 wrong passwords sent at once counts none,
+    not ten: the right password works 1.5 s later."""
     await fail_password(api, MEMBER, 4)
     answers = await asyncio.gather(*(api.login(MEMBER, "wrong-password") for _ in range(10)))
     assert [r.code for r in answers] == ["RATE_LIMITED"] * 10
@@ -218,8 +240,9 @@ async def test_parallel_password_guesses_cannot_outrun_the_throttle(api, clinic,
     assert (await api.login_token(MEMBER))[0] == "AUTHENTICATED"
 
 
-async def test_a_right_password_resets_the_count(api, clinic):
+async def test_a_right_password_resets_the_count(api, clinic, clock):
     await fail_password(api, MEMBER, 4)
+    clock.advance(retry_after(await api.login(MEMBER)))  # the delay after the fourth runs out
     await signed_in(api, MEMBER)
     assert await fail_password(api, MEMBER, 4) == ["INVALID_CREDENTIALS"] * 4
 
@@ -235,9 +258,10 @@ async def test_a_throttled_email_does_not_block_another_from_the_same_address(ap
     await signed_in(api, MANAGER)
 
 
-async def test_an_address_may_fail_a_hundred_passwords_within_an_hour(api, clinic):
-    codes = [(await api.login(f"user{i}@example.org", "wrong-password")).code for i in range(100)]
-    assert codes == ["INVALID_CREDENTIALS"] * 100
+async def test_an_address_may_fail_a_hundred_passwords_within_an_hour(api, clinic, clock):
+    answers = [await api.login(f"user{i}@example.org", "wrong-password") for i in range(100)]
+    assert [r.code for r in answers] == ["INVALID_CREDENTIALS"] * 100  # each checked, at once
+    clock.advance(waited(answers[-1], "INVALID_CREDENTIALS"))  # the hundredth starts a delay of seconds
     await signed_in(api, MEMBER)
 
 
