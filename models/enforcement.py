@@ -185,13 +185,16 @@ async def binds(account_id: int, user_id: int) -> bool:
 
 
 async def audit_events(account_id: int, first: int, before_id: int | None) -> list[dict]:
-    """This account's log, newest first: its subtree's switches and events of users it binds."""
+    """This account's log, newest first: the events tied to it or an account below it, and the
+    events tied to no account (a user's own enrolment, failed codes...) of users it binds. An
+    event tied to another tree never shows, whoever its subject is."""
     rows = await fetch(
         f"""
         WITH RECURSIVE {_BOUND_USERS_CTE}
         SELECT e.id, e.at, e.action, e.actor_id, e.subject_id, e.client_address
         FROM audit_events e
-        WHERE (e.account_id IN (SELECT id FROM sub) OR e.subject_id IN (SELECT user_id FROM bound))
+        WHERE (e.account_id IN (SELECT id FROM sub)
+               OR (e.account_id IS NULL AND e.subject_id IN (SELECT user_id FROM bound)))
           AND e.id < ?
         ORDER BY e.id DESC
         LIMIT ?

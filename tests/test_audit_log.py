@@ -18,6 +18,7 @@ from tests.test_enforcement import (
     SIBLING_MANAGER,
     SITE_MEMBER,
     enforce,
+    enrolled,
     leaked,
     seed_trees,
     signed_in,
@@ -166,3 +167,38 @@ async def test_negative_first_is_bad_user_input(api, ids):
     r = await audit_page(api, await signed_in(api, PRACTICE_MANAGER), ids[PRACTICE], first=-1)
     assert r.code == "BAD_USER_INPUT"
 
+
+
+async def test_a_user_in_two_trees_brings_no_event_of_one_tree_into_the_other(api, ids, clock):
+    """Tree A (South Care) resets its member's 2FA, adds a role and switches enforcement; then
+    the member joins tree B (Leeds Practice). B's manager sees the member's own events and B's,
+    never A's: not the reset with A's manager's name, not A's role change, not A's switch."""
+    from gql.ids import from_global_id
+    from models import operations
+    from models.tables import Role
+
+    member = await enrolled(api, OTHER_MEMBER)
+    other_manager = await with_two_factor(api, OTHER_MANAGER)
+    me = await api.gql("{ me { id } }", token=member.token)
+    reset = await api.gql(
+        "mutation($a: ID!, $u: ID!) { resetMemberTwoFactor(accountId: $a, userId: $u) { id } }",
+        {"a": ids[OTHER], "u": me.data["me"]["id"]}, token=other_manager,
+    )
+    assert not reset.errors, reset.body
+    await enforce(api, other_manager, ids[OTHER])
+    user = await operations.find_user(OTHER_MEMBER)
+    await operations.add_member(from_global_id(ids[OTHER])[1], user, Role.MANAGER)  # MEMBER_ROLE_CHANGED in A
+    clock.advance(60)
+    await operations.add_member(from_global_id(ids[PRACTICE])[1], user, Role.MEMBER)  # MEMBER_ADDED in B
+
+    seen_by_b = await audit_events(api, await with_two_factor(api, PRACTICE_MANAGER), ids[PRACTICE])
+    concerning = [(e["action"], e["actor"]) for e in seen_by_b if e["subject"] == {"email": OTHER_MEMBER}]
+    assert ("MEMBER_ADDED", None) in concerning  # B's own event
+    assert ("TOTP_CONFIRMED", {"email": OTHER_MEMBER}) in concerning  # the member's own, tied to no account
+    assert not [a for a, _ in concerning if a in ("TWO_FACTOR_RESET", "MEMBER_ROLE_CHANGED")], concerning
+    assert "ENFORCEMENT_ON" not in [e["action"] for e in seen_by_b if e["actor"] == {"email": OTHER_MANAGER}]
+    assert OTHER_MANAGER not in str(seen_by_b)
+
+    # A's manager still reads all of A's.
+    seen_by_a = {e["action"] for e in await audit_events(api, other_manager, ids[OTHER])}
+    assert {"TWO_FACTOR_RESET", "MEMBER_ROLE_CHANGED", "ENFORCEMENT_ON"} <= seen_by_a
