@@ -2,8 +2,8 @@
 
 It is the TCP peer's. Only when the peer is one of MANDATE_TRUSTED_PROXIES does X-Forwarded-For
 count: then it is the rightmost address of the header that is not itself a trusted proxy (the
-leftmost when all are), and a header with any element that is not an IP address is ignored
-whole. `Forwarded` is never read. The middleware writes the result into `scope["client"]`, so
+leftmost when all are), and a header with any element that is not an IP address, or with more
+than MAX_HOPS of them, is ignored whole. `Forwarded` is never read. The middleware writes the result into `scope["client"]`, so
 Starlette's `request.client`, the request log, sessions, the audit log and the throttles all see
 one value, and it is always an IP address in its normal form (IPv4-mapped IPv6 as IPv4), at most
 39 characters: never a header's text.
@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from typing import Callable
 
 from mandate.config import IPAddress, TrustedProxies
 
 _FORWARDED_FOR = b"x-forwarded-for"
+# Real chains are a few hops; a longer header is ignored whole, as a bad one is, so that a client
+# cannot make each request parse thousands of addresses.
+MAX_HOPS = 32
 
 
 def ip_of(text: str) -> IPAddress | None:
@@ -37,29 +41,38 @@ def peer_address(host: str) -> IPAddress | None:
     return ip_of(host.partition("%")[0])
 
 
-def forwarded_for(headers: list[tuple[bytes, bytes]]) -> list[IPAddress] | None:
+def forwarded_for(headers: list[tuple[bytes, bytes]]) -> tuple[IPAddress, ...] | None:
     """The addresses of every X-Forwarded-For header joined, in order; None when there is none,
     or when any element is not an IP address (then none of it can be believed)."""
     values = [value for name, value in headers if name == _FORWARDED_FOR]
     if not values:
         return None
-    chain = []
-    for element in b",".join(values).decode("latin-1").split(","):
-        address = ip_of(element.strip())
-        if address is None:
-            return None
-        chain.append(address)
-    return chain
+    joined = b",".join(values)
+    # The same few chains come again and again, and parsing is the cost; long ones (clients
+    # write what they like on the left) are parsed afresh, so the cache stays small.
+    return _cached_chain(joined) if len(joined) <= 256 else _chain(joined)
 
 
-def client_address(peer: IPAddress, headers: list[tuple[bytes, bytes]], trusted: TrustedProxies) -> IPAddress:
-    if peer not in trusted:
+def _chain(joined: bytes) -> tuple[IPAddress, ...] | None:
+    if joined.count(b",") >= MAX_HOPS:
+        return None
+    chain = tuple(ip_of(element.strip()) for element in joined.decode("latin-1").split(","))
+    return None if any(address is None for address in chain) else chain  # type: ignore[return-value]
+
+
+_cached_chain = lru_cache(maxsize=4096)(_chain)
+
+
+def client_address(
+    peer: IPAddress, headers: list[tuple[bytes, bytes]], is_trusted: Callable[[IPAddress], bool]
+) -> IPAddress:
+    if not is_trusted(peer):
         return peer
     chain = forwarded_for(headers)
     if not chain:
         return peer
     for hop in reversed(chain):
-        if hop not in trusted:
+        if not is_trusted(hop):
             return hop
     return chain[0]
 
@@ -71,6 +84,7 @@ class ClientAddress:
     def __init__(self, app, trusted: TrustedProxies) -> None:
         self.app = app
         self.trusted = trusted
+        self.is_trusted = lru_cache(maxsize=4096)(trusted.__contains__)  # a walk over the networks
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -81,6 +95,6 @@ class ClientAddress:
             elif not self.trusted:
                 scope["client"] = (str(peer), client[1])
             else:
-                address = client_address(peer, scope["headers"], self.trusted)
+                address = client_address(peer, scope["headers"], self.is_trusted)
                 scope["client"] = (str(address), client[1] if address == peer else 0)
         await self.app(scope, receive, send)
