@@ -43,6 +43,14 @@ class TrustedProxies:
         return any(address in network for network in self.networks)
 
 
+def _as_ipv4_when_mapped(network: ipaddress.IPv4Network | ipaddress.IPv6Network):
+    """`::ffff:10.0.0.0/104` as `10.0.0.0/8`: client addresses are compared in IPv4 form."""
+    mapped = getattr(network.network_address, "ipv4_mapped", None)
+    if mapped is None or network.prefixlen < 96:
+        return network
+    return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+
+
 def _trusted_proxies() -> TrustedProxies:
     """Comma-separated addresses or networks (CIDR, host bits clear). A scope id (`fe80::1%eth0`)
     is refused: it names an interface of this machine, not a peer."""
@@ -53,7 +61,7 @@ def _trusted_proxies() -> TrustedProxies:
         try:
             if "%" in entry:
                 raise ValueError(entry)
-            networks.append(ipaddress.ip_network(entry))
+            networks.append(_as_ipv4_when_mapped(ipaddress.ip_network(entry)))
         except ValueError:
             invalid.append(entry)
     return TrustedProxies(tuple(networks), tuple(invalid))

@@ -160,6 +160,17 @@ async def test_a_trusted_network_trusts_every_peer_in_it(clients, seed):
     assert await address_seen(outside, **{"X-Forwarded-For": CLIENT}) == "11.1.2.3"
 
 
+async def test_peers_are_taken_in_normal_form(clients, seed):
+    await seed_clinic(await clients(), seed)
+    linked = await clients(peer="fe80::1%eth0")
+    assert await address_seen(linked, **{"X-Forwarded-For": CLIENT}) == "fe80::1"  # no scope id
+    mapped = await clients(peer=f"::ffff:{PEER}", trusted=PEER)
+    assert await address_seen(mapped, **{"X-Forwarded-For": CLIENT}) == CLIENT
+    mapped_setting = await clients(peer=PEER, trusted=f"::ffff:{PEER}")
+    assert await address_seen(mapped_setting, **{"X-Forwarded-For": CLIENT}) == CLIENT
+    assert await address_seen(await clients(peer="unix-socket"), **{"X-Forwarded-For": CLIENT}) is None
+
+
 async def test_the_request_log_names_the_resolved_address(clients, seed, caplog):
     await seed_clinic(await clients(), seed)
     api = await clients(trusted=PEER)
