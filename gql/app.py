@@ -17,6 +17,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from gql import observability, playground
 from gql.context import Context
 from gql.errors import format_error
+from gql.proxies import ClientAddress
 from gql.response_cache import LANE_KEY, CachedAnswers, ResponseCache
 from gql.transport import is_json, read_body
 from gql.validation import selected_operation
@@ -126,6 +127,7 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
         ],
         lifespan=lifespan,
         middleware=[
+            Middleware(ClientAddress, trusted=settings.trusted_proxies),  # first: all after read its address
             Middleware(observability.Observability, settings=settings),  # logs, /metrics
             *([Middleware(CachedAnswers, cache=cache, max_body_bytes=settings.max_body_bytes)] if cache is not None else []),
         ],

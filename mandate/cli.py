@@ -119,6 +119,11 @@ def check_serving(settings: Settings) -> None:
     if settings.log_level not in LOG_LEVELS:
         raise CommandFailed(f"MANDATE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}",
                             EXIT_REFUSED)
+    if settings.trusted_proxies.invalid:
+        raise CommandFailed(
+            "MANDATE_TRUSTED_PROXIES must be comma-separated IP addresses or networks (CIDR, e.g. "
+            f"10.0.0.0/8), not {', '.join(map(repr, settings.trusted_proxies.invalid))}", EXIT_REFUSED,
+        )
     if settings.env != "production":
         return
     if not settings.secret_key_set:
@@ -147,10 +152,12 @@ def cmd_serve(args: argparse.Namespace, url: str) -> None:
     try:
         # The import string and factory let --workers start the app afresh in each process;
         # uvicorn picks uvloop and httptools by itself when they are installed. Its access log
-        # is off: our JSON request lines (gql/observability.py) replace it.
+        # is off: our JSON request lines (gql/observability.py) replace it. Its proxy headers are
+        # off, since by default it believes X-Forwarded-For from 127.0.0.1: the app resolves the
+        # client address itself, under MANDATE_TRUSTED_PROXIES (gql/proxies.py).
         uvicorn.run(
             "gql.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-            access_log=False, log_config=logs.log_config(settings.log_level),
+            access_log=False, log_config=logs.log_config(settings.log_level), proxy_headers=False,
         )
     finally:
         if shared_metrics:

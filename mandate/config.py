@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -23,6 +24,47 @@ def _flag(name: str, default: bool) -> bool:
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class TrustedProxies:
+    """MANDATE_TRUSTED_PROXIES: the peers whose X-Forwarded-For is read (gql/proxies.py)."""
+
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    invalid: tuple[str, ...] = ()  # entries that are neither an address nor a network: `serve` refuses
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def __contains__(self, address: IPAddress) -> bool:
+        return any(address in network for network in self.networks)
+
+
+def _as_ipv4_when_mapped(network: ipaddress.IPv4Network | ipaddress.IPv6Network):
+    """`::ffff:10.0.0.0/104` as `10.0.0.0/8`: client addresses are compared in IPv4 form."""
+    mapped = getattr(network.network_address, "ipv4_mapped", None)
+    if mapped is None or network.prefixlen < 96:
+        return network
+    return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+
+
+def _trusted_proxies() -> TrustedProxies:
+    """Comma-separated addresses or networks (CIDR, host bits clear). A scope id (`fe80::1%eth0`)
+    is refused: it names an interface of this machine, not a peer."""
+    networks, invalid = [], []
+    for entry in (e.strip() for e in os.environ.get("MANDATE_TRUSTED_PROXIES", "").split(",")):
+        if not entry:
+            continue
+        try:
+            if "%" in entry:
+                raise ValueError(entry)
+            networks.append(_as_ipv4_when_mapped(ipaddress.ip_network(entry)))
+        except ValueError:
+            invalid.append(entry)
+    return TrustedProxies(tuple(networks), tuple(invalid))
 
 
 ENVIRONMENTS = ("development", "production")
@@ -82,6 +124,8 @@ class Settings:
     metrics_folder: str | None = field(default_factory=lambda: os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
     # Of the JSON log lines on stderr: INFO has one line per request; WARNING only the incidents.
     log_level: str = field(default_factory=lambda: os.environ.get("MANDATE_LOG_LEVEL", "INFO").strip().upper())
+    # None by default: the client address is the TCP peer's, whatever the headers say.
+    trusted_proxies: TrustedProxies = field(default_factory=_trusted_proxies)
 
     @property
     def development(self) -> bool:
