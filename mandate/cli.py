@@ -280,7 +280,10 @@ def _read_password(args: argparse.Namespace) -> str | None:
     if args.no_password:
         return None
     if args.password_stdin:
-        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        try:
+            password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError:
+            raise CommandFailed("--password-stdin: standard input is not UTF-8 text", EXIT_REFUSED) from None
         if not password:
             raise CommandFailed("--password-stdin: standard input holds no password", EXIT_REFUSED)
         return password
