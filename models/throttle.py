@@ -111,3 +111,24 @@ async def release(key: str) -> None:
 
 async def reset(key: str) -> None:
     await Throttle.filter(key=key).update(failures=0, last_failure_at=None)
+
+
+async def delete_stale(now: datetime) -> int:
+    """Delete the rows whose failures no longer count: none left, or their policy's forget_after
+    has passed since the last one (a row per address or email ever tried would pile up). The
+    same rows whoever runs it, so several processes may. Returns how many went."""
+    from datetime import timedelta
+
+    from tortoise.expressions import Q
+
+    stale = Q(failures__lte=0) | Q(last_failure_at__isnull=True)
+    # Each key function's prefix, with the policy of the rows it makes.
+    for prefix, policy in (
+        (second_factor_key(""), SECOND_FACTOR),  # type: ignore[arg-type]
+        (email_key(""), PASSWORD_PER_EMAIL),
+        (address_key(""), PASSWORD_PER_ADDRESS),
+    ):
+        if policy.forget_after is not None:
+            forgotten = now - timedelta(seconds=policy.forget_after)
+            stale |= Q(key__startswith=prefix, last_failure_at__lte=forgotten)
+    return await Throttle.filter(stale).delete()
