@@ -46,10 +46,18 @@ class _FirstUnstorableLiteral(Visitor):
         return None
 
 
-def refuse_unstorable_request(document: DocumentNode, variables: dict[str, Any] | None) -> None:
+def _may_hold_unstorable(source: str | None) -> bool:
+    """Whether the document's literals may: only a NUL as such or a \\u escape spells one (the
+    lexer refuses a surrogate's), so most documents skip the walk, a tenth of a millisecond."""
+    return source is None or "\x00" in source or "\\u" in source
+
+
+def refuse_unstorable_request(document: DocumentNode, variables: dict[str, Any] | None, source: str | None = None) -> None:
     for name, value in (variables or {}).items():
         for text in _strings(value):
             refuse_unstorable(text, name)
+    if not _may_hold_unstorable(source):
+        return
     literals = _FirstUnstorableLiteral()
     visit(document, literals)
     if literals.found is not None:
@@ -62,5 +70,5 @@ class StorableText(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is not None:
-            refuse_unstorable_request(context.graphql_document, context.variables)
+            refuse_unstorable_request(context.graphql_document, context.variables, context.query)
         yield

@@ -137,6 +137,19 @@ async def test_login_with_a_nul_in_the_email_is_bad_user_input_and_spends_nothin
     assert await Throttle.all().count() == 0 and await Session.all().count() == 0
 
 
+@pytest.mark.parametrize("spelled", ["\u0000", '"ann\\u{0}@example.org"', '"""ann\u0000@example.org"""'],
+                         ids=["raw-nul", "braced-escape", "block-string"])
+async def test_every_spelling_of_nul_in_a_literal_is_bad_user_input(api, seed, spelled):
+    """GraphQL's lexer takes a NUL as such (JSON's "\\u0000" in the query), as \\u{0}, and in a
+    block string."""
+    await seed({"users": [{"email": ANN}]})
+    literal = '"ann\u0000@example.org"' if spelled == "\u0000" else spelled
+    result = await api.gql(f'mutation {{ login(email: {literal}, password: "password-123") {{ token }} }}')
+    assert result.code == "BAD_USER_INPUT", result.body
+    assert result.errors[0]["extensions"]["argument"] == "email"
+    assert await Throttle.all().count() == 0
+
+
 async def test_a_lone_surrogate_never_gets_past_the_json_or_the_parser(api, seed):
     """A request cannot carry one: JSON's "\\ud800" is not UTF-8 (BAD_REQUEST) and GraphQL's
     string literal refuses it (GRAPHQL_PARSE_FAILED). The CLI can, and refuses it below."""
