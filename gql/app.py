@@ -24,7 +24,7 @@ from gql.validation import selected_operation
 from gql.schema import build_schema
 from mandate.config import get_settings
 from mandate.db import tortoise_config
-from models import crypto
+from models import cleanup, crypto
 from models.errors import BAD_REQUEST
 from models.sql import fetch
 
@@ -112,11 +112,17 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
         return JSONResponse({"status": "ok"})
 
     @asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def database(app: Starlette):
         if not manage_database:
             yield
             return
         async with RegisterTortoise(app, config=tortoise_config(database_url)):
+            yield
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        async with database(app), cleanup.scheduled(settings.cleanup_minutes) as task:
+            app.state.cleanup = task  # the scheduled clean-up, None when off
             yield
 
     return Starlette(

@@ -23,6 +23,7 @@ from gql.auth import AuthMutations, AuthQueries
 from gql.enforcement import EnforcementMutations
 from gql.errors import is_expected
 from gql.execution import lean_execution_context
+from gql.storable_text import StorableText
 from gql.totp import TotpMutations
 from gql.users import UserNode
 from gql import validation
@@ -63,6 +64,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=256),
+        StorableText,  # NUL and lone surrogates: BAD_USER_INPUT before any resolver runs
     ]
     if not introspection:
         extensions.append(DisableIntrospection)

@@ -29,7 +29,7 @@ from tortoise.exceptions import BaseORMException
 from mandate import db, logs
 from mandate.config import ENVIRONMENTS, LOG_LEVELS, MissingSecretKey, Settings, get_settings, reload_settings
 from mandate.demo import DEMO_LOGINS, DEMO_PASSWORD, DatabaseNotEmpty, demo_is_loaded, load_demo
-from models import clock, operations
+from models import cleanup, clock, operations
 from models.errors import MandateError
 from models.importing import ImportFileError, import_data
 from models.tables import Role
@@ -287,7 +287,10 @@ def _read_password(args: argparse.Namespace) -> str | None:
     if args.no_password:
         return None
     if args.password_stdin:
-        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        try:
+            password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError:
+            raise CommandFailed("--password-stdin: standard input is not UTF-8 text", EXIT_REFUSED) from None
         if not password:
             raise CommandFailed("--password-stdin: standard input holds no password", EXIT_REFUSED)
         return password
@@ -453,6 +456,10 @@ def cmd_rotate_key(args: argparse.Namespace, url: str) -> None:
               "run rotate-key again once every server has the new key first.")
 
 
+def cmd_cleanup(args: argparse.Namespace, url: str) -> None:
+    print(f"Deleted {_run(url, cleanup.clean_up)}.")
+
+
 # -- the parser ------------------------------------------------------------------------------
 
 
@@ -588,6 +595,13 @@ def _add_operator_commands(commands) -> None:
         "MANDATE_SECRET_KEY (a comma-separated list: the first encrypts, all decrypt), in one "
         "transaction. Refuses, changing nothing, if any secret decrypts under none of the keys.")
     rotate.set_defaults(run=cmd_rotate_key)
+
+    tidy = commands.add_parser(
+        "cleanup", help="delete dead sessions and stale throttle rows",
+        description=f"Delete sessions expired or revoked over {cleanup.DEAD_SESSION_RETENTION.days} days ago and "
+        "throttle rows whose failures no longer count, and say how many. `mandate serve` does the same every "
+        "MANDATE_CLEANUP_MINUTES.")
+    tidy.set_defaults(run=cmd_cleanup)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

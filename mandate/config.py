@@ -122,6 +122,9 @@ class Settings:
     # prometheus-client's folder for counts shared by several processes; `mandate serve --workers N`
     # makes one when metrics are on (prometheus-client reads the variable itself too).
     metrics_folder: str | None = field(default_factory=lambda: os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+    # Minutes between clean-ups of dead sessions and stale throttle rows in `serve` (models/cleanup.py);
+    # 0 turns them off (run `mandate cleanup` from cron instead).
+    cleanup_minutes: float = field(default_factory=lambda: float(os.environ.get("MANDATE_CLEANUP_MINUTES") or 60))
     # Of the JSON log lines on stderr: INFO has one line per request; WARNING only the incidents.
     log_level: str = field(default_factory=lambda: os.environ.get("MANDATE_LOG_LEVEL", "INFO").strip().upper())
     # None by default: the client address is the TCP peer's, whatever the headers say.

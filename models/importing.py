@@ -3,7 +3,9 @@
 A merge, never a deletion: accounts are matched by their path of names, sites by name within
 their account, users by email. An existing user keeps their password unless the file gives one;
 a user named in a role but not listed is added without a password; a role already held is only
-ever raised. Everything is written in one transaction, or nothing.
+ever raised. A password the file gives an existing user ends all their sessions. A new email that
+looks like a known one (TR 39's skeleton) is refused. Everything is written in one transaction,
+or nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from models.credentials import set_password_by_operator
 from models.crypto import hash_password
 from models.errors import MandateError
 from models.tables import Account, Membership, Role, Site, SiteMembership, User
-from models.users import MIN_PASSWORD_LENGTH, check_name, check_password, normalise_email
+from models.text import refuse_unstorable
+from models.users import MIN_PASSWORD_LENGTH, Lookalikes, check_name, check_password, known_emails, normalise_email
 
 
 class ImportFileError(ValueError):
@@ -31,14 +35,20 @@ class ImportSummary:
     sites_created: int = 0
     roles_granted: int = 0
     site_accesses_granted: int = 0
+    users_signed_out: int = 0   # existing users given a password: all their sessions ended
+    sessions_ended: int = 0     # of which this many were live
     user_ids: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    lookalikes: Lookalikes | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
+        signed_out = (
+            f"; sessions ended: {self.users_signed_out} users ({self.sessions_ended} live)" if self.users_signed_out else ""
+        )
         return (
             f"users: {self.users_created} created, {self.users_updated} updated; "
             f"accounts: {self.accounts_created} created; sites: {self.sites_created} created; "
-            f"roles: {self.roles_granted} granted; site access: {self.site_accesses_granted} granted"
+            f"roles: {self.roles_granted} granted; site access: {self.site_accesses_granted} granted{signed_out}"
         )
 
 
@@ -66,9 +76,23 @@ def _checked(where: str, check, value):
         raise ImportFileError(f"{where}: {exc.message}") from None
 
 
+def _refuse_unstorable_anywhere(value: Any, where: str) -> None:
+    """Every string of the file, keys included, before anything is read from it."""
+    if isinstance(value, str):
+        _checked(where, refuse_unstorable, value)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_unstorable_anywhere(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_unstorable_anywhere(key, f"{where} (a key)")
+            _refuse_unstorable_anywhere(item, f"{where}.{key}" if where else key)
+
+
 async def import_data(data: Any) -> ImportSummary:
     if not isinstance(data, dict):
         raise ImportFileError("the file must hold a JSON object with 'users' and/or 'accounts'")
+    _refuse_unstorable_anywhere(data, "")
     summary = ImportSummary()
     async with in_transaction():
         for i, entry in enumerate(_list(data.get("users"), "users")):
@@ -87,22 +111,32 @@ async def _merge_user(entry: Any, where: str, summary: ImportSummary) -> None:
     changes: dict[str, str] = {}
     if name is not None:
         changes["name"] = _checked(where, check_name, name)
+    password_hash = None
     if password is not None:
         # An operator's file may set a short password (API.md's example does): warned, not refused.
         _checked(where, lambda p: check_password(p, min_length=1), password)
         if len(password) < MIN_PASSWORD_LENGTH:
             summary.warnings.append(f"{email}: a password under {MIN_PASSWORD_LENGTH} characters is weak")
-        changes["password_hash"] = hash_password(password)
+        password_hash = hash_password(password)
     user = await User.get_or_none(email=email)
     if user is None:
-        user = await _create_user(email, summary, **changes)
-    elif changes:
-        await User.filter(id=user.id).update(**changes)
+        if password_hash is not None:
+            changes["password_hash"] = password_hash
+        user = await _create_user(email, where, summary, **changes)
+    elif changes or password_hash is not None:
+        if changes:
+            await User.filter(id=user.id).update(**changes)
+        if password_hash is not None:
+            summary.sessions_ended += await set_password_by_operator(user.id, password_hash)
+            summary.users_signed_out += 1
         summary.users_updated += 1
     summary.user_ids[email] = user.id
 
 
-async def _create_user(email: str, summary: ImportSummary, **fields: str) -> User:
+async def _create_user(email: str, where: str, summary: ImportSummary, **fields: str) -> User:
+    if summary.lookalikes is None:  # read once per import, inside its transaction
+        summary.lookalikes = await known_emails()
+    _checked(where, summary.lookalikes.add, email)
     fields.setdefault("name", email.split("@")[0])
     summary.users_created += 1
     return await User.create(email=email, **fields)
@@ -115,7 +149,7 @@ async def _user_id(email: Any, where: str, summary: ImportSummary) -> int:
     if email not in summary.user_ids:
         user = await User.get_or_none(email=email)
         if user is None:  # named but not listed: added without a password (cannot log in yet)
-            user = await _create_user(email, summary)
+            user = await _create_user(email, where, summary)
             summary.warnings.append(f"{email}: added without a password (list them under 'users' to give one)")
         summary.user_ids[email] = user.id
     return summary.user_ids[email]

@@ -16,13 +16,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from models import audit, clock, crypto, sessions
+from models import audit, crypto
+from models.credentials import end_what_a_password_change_ends
 from models.enforcement import BoundUser, bound_users
 from models.errors import NOT_FOUND, MandateError, bad_input
 from models.reach import AccountRow, chains, nearest_enforced, subtree
 from models.sql import fetch
-from models.tables import Account, AuditEvent, Membership, Role, Session, User
-from models.users import check_name, check_password, normalise_email
+from models.tables import Account, AuditEvent, Membership, Role, User
+from models.users import check_name, check_password, known_emails, normalise_email
 
 
 def _no_account(account_id: int) -> MandateError:
@@ -55,11 +56,13 @@ async def find_account(account_id: int) -> Account:
 
 
 async def create_user(email: str, name: str, password: str | None) -> User:
-    """A new user; without a password they cannot log in until one is given (`mandate import`)."""
+    """A new user; without a password they cannot log in until one is given (`mandate import`).
+    Refused when the email looks like an existing user's (TR 39's confusable skeleton)."""
     email, name = normalise_email(email), check_name(name)
     password_hash = crypto.hash_password(check_password(password)) if password is not None else None
     try:
         async with in_transaction():
+            (await known_emails()).add(email)
             user = await User.create(email=email, name=name, password_hash=password_hash)
             await audit.record(audit.USER_CREATED, subject_id=user.id)
     except IntegrityError:  # the unique email: checked by the database, so a race cannot pass
@@ -72,15 +75,10 @@ async def disable_user(user: User) -> int:
     now; roles and 2FA stay, so giving a password back restores them as they were. Returns the
     number of sessions ended."""
     async with in_transaction():
-        ended = await _live_sessions(user.id)
         await User.filter(id=user.id).update(password_hash=None)
-        await sessions.end_all(user.id)
+        ended = await end_what_a_password_change_ends(user.id)
         await audit.record(audit.USER_DISABLED, subject_id=user.id)
     return ended
-
-
-async def _live_sessions(user_id: int) -> int:
-    return await Session.filter(user_id=user_id, revoked_at=None, expires_at__gt=clock.now()).count()
 
 
 # -- accounts --------------------------------------------------------------------------------------

@@ -28,11 +28,11 @@ from datetime import datetime, timedelta
 from typing import AsyncIterator
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 
 from models import clock
 from models.errors import RATE_LIMITED, MandateError
-from models.tables import Throttle
+from models.tables import Throttle, User
 
 MAX_DELAY_SECONDS = 15 * 60
 
@@ -53,7 +53,8 @@ class Policy:
 # A user's second factor, across their sessions, mutations and server processes.
 SECOND_FACTOR = Policy(free_failures=4, forget_after=None)
 # Passwords of one email from one client address: a guesser there is slowed after 4.
-PASSWORD_PER_EMAIL_AND_ADDRESS = Policy(free_failures=4, forget_after=None)
+# Forgotten after a day without one: the per-email count still bounds a guesser who waits.
+PASSWORD_PER_EMAIL_AND_ADDRESS = Policy(free_failures=4, forget_after=24 * 3600)
 # Passwords of one email from anywhere: NIST SP 800-63B 5.2.2's ceiling of 100 consecutive
 # failures per account, far above the per-address one, so that a stranger elsewhere cannot lock
 # a user out with a few guesses, while guessing from many addresses stays bounded.
@@ -70,10 +71,12 @@ def email_key(email: str) -> str:
     return f"email:{email}"
 
 
+EMAIL_AND_ADDRESS = "email-address:"
+
+
 def email_and_address_key(email: str, address: str | None) -> str:
     # Hashed: an email (254) and an address side by side would not fit the key column (300).
-    pair = hashlib.sha256(f"{email}\n{address or ''}".encode()).hexdigest()
-    return f"email-address:{pair}"
+    return EMAIL_AND_ADDRESS + hashlib.sha256(f"{email}\n{address or ''}".encode()).hexdigest()
 
 
 def address_key(address: str) -> str:
@@ -209,3 +212,32 @@ async def release(key: str) -> None:
 async def reset(*keys: str) -> None:
     """A success: the count of each key starts again (one statement)."""
     await Throttle.filter(key__in=keys).update(failures=0, last_failure_at=None)
+
+
+async def delete_stale(now: datetime) -> int:
+    """Delete the rows whose failures no longer count, so that a row per address or email ever
+    tried does not pile up: those with none left, those whose policy has forgotten them, and
+    those of an email no user has once no delay can still run. The same rows whoever runs it,
+    so several processes may. Returns how many went."""
+    stale = Q(failures__lte=0) | Q(last_failure_at__isnull=True)
+    for prefix, policy in (
+        (EMAIL_AND_ADDRESS, PASSWORD_PER_EMAIL_AND_ADDRESS),
+        (address_key(""), PASSWORD_PER_ADDRESS),
+    ):
+        if policy.forget_after is not None:
+            stale |= Q(key__startswith=prefix, last_failure_at__lte=now - timedelta(seconds=policy.forget_after))
+    deleted = await Throttle.filter(stale).delete()
+    # An email's count is kept until a success (NIST's consecutive failures), but an email nobody
+    # has can have none: its count only delays its next guess, which lands on no account.
+    prefix, quiet, after_id = email_key(""), now - timedelta(seconds=MAX_DELAY_SECONDS), 0
+    while True:
+        rows = await Throttle.filter(key__startswith=prefix, last_failure_at__lte=quiet, id__gt=after_id).order_by(
+            "id"
+        ).limit(1000).values_list("id", "key")
+        if not rows:
+            return deleted
+        after_id = rows[-1][0]
+        emails = {key[len(prefix):] for _, key in rows}
+        known = set(await User.filter(email__in=emails).values_list("email", flat=True))
+        if unknown := [i for i, key in rows if key[len(prefix):] not in known]:
+            deleted += await Throttle.filter(id__in=unknown).delete()

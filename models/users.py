@@ -3,30 +3,92 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from typing import Iterable
+
+from disarm import skeleton_key
 
 from models.errors import bad_input
+from models.sql import fetch
+from models.tables import User
+from models.text import refuse_unstorable
 
 # Deliberately plain: one @, no spaces, a dot in the domain; the mailbox decides the rest.
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+", re.ASCII)
 MAX_PASSWORD_LENGTH = 1024
 MIN_PASSWORD_LENGTH = 8
 
+# Characters nobody sees, so two emails that differ by one look the same: controls, format
+# characters (zero-width spaces and joiners, bidi marks), private use, separators...
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Zs", "Zl", "Zp"})
+# ...and the default-ignorable code points (Unicode's DerivedCoreProperties) that unicodedata
+# files under letters, marks or unassigned: fillers, variation selectors, reserved ranges.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2060-\u206f\u3164\ufe00-\ufe0f\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U000e0000-\U000e0fff]"
+)
+
+
+def _invisible(text: str) -> str | None:
+    """The first character of the text that shows nothing, if any."""
+    for char in text:
+        if not char.isascii() and (unicodedata.category(char) in _INVISIBLE_CATEGORIES or _IGNORABLE.match(char)):
+            return char
+    return None
+
 
 def normalise_email(email: str) -> str:
-    email = email.strip().lower()
+    email = refuse_unstorable(email, "email").strip().lower()
+    if (char := _invisible(email)) is not None:
+        raise bad_input(f"An email may not hold invisible or format characters (U+{ord(char):04X}).", "email")
     if len(email) > 254 or not _EMAIL.fullmatch(email):
         raise bad_input("That is not an email address.", "email")
     return email
 
 
+def email_skeleton(email: str) -> str:
+    """Unicode TR 39's confusable skeleton, as disarm computes it: two emails with one skeleton
+    look alike ('аnn@' in Cyrillic and 'ann@'; 'I', 'l' and '1'; full-width letters)."""
+    return skeleton_key(email, digit_policy="tr39")
+
+
+class Lookalikes:
+    """The skeletons of the emails known so far, to refuse a new one that looks like one of them."""
+
+    def __init__(self, emails: Iterable[str]) -> None:
+        self._by_skeleton: dict[str, str] = {}
+        for email in emails:
+            self._by_skeleton.setdefault(email_skeleton(email), email)
+
+    def add(self, email: str) -> None:
+        """Refuse a new email (BAD_USER_INPUT) that looks like a known one; else know it too."""
+        skeleton = email_skeleton(email)
+        other = self._by_skeleton.get(skeleton)
+        if other is not None and other != email:
+            raise bad_input(f"The email {email!a} looks like the existing user {other!a}: refused.", "email")
+        self._by_skeleton[skeleton] = email
+
+
+async def known_emails() -> Lookalikes:
+    """Every user's email, inside the creating transaction. On PostgreSQL the operator's commands
+    that create users take turns (a lock only they take), so two at once cannot each let in a
+    lookalike of the other's; SQLite has one writer at a time already."""
+    from tortoise import connections
+
+    if connections.get("default").capabilities.dialect == "postgres":
+        await fetch("SELECT pg_advisory_xact_lock(hashtext('mandate.new-users')) AS locked")
+    return Lookalikes(await User.all().values_list("email", flat=True))
+
+
 def check_name(name: str) -> str:
-    name = name.strip()
+    name = refuse_unstorable(name, "name").strip()
     if not name or len(name) > 200:
         raise bad_input("A name is 1 to 200 characters.", "name")
     return name
 
 
 def check_password(password: str, min_length: int = MIN_PASSWORD_LENGTH) -> str:
+    refuse_unstorable(password, "password")
     if not min_length <= len(password) <= MAX_PASSWORD_LENGTH:
         raise bad_input(f"A password is {min_length} to {MAX_PASSWORD_LENGTH} characters.", "password")
     return password

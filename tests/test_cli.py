@@ -264,6 +264,8 @@ def test_importing_the_same_file_again_creates_nothing(mandate):
     again = mandate.import_file(EXAMPLE)
     assert again.returncode == 0, again.stderr
     counts = summary_counts(again.stdout)
+    # The file gives passwords again: each is a new password, which ends its user's sessions.
+    assert counts.pop("sessions ended users") == 3, counts
     assert counts and all(n == 0 for key, n in counts.items() if not key.endswith("updated")), counts
 
 
