@@ -23,6 +23,7 @@ from gql.auth import AuthMutations, AuthQueries
 from gql.enforcement import EnforcementMutations
 from gql.errors import is_expected
 from gql.execution import lean_execution_context
+from gql.limits import NoReturnIntoLists, count_objects
 from gql.totp import TotpMutations
 from gql.users import UserNode
 from gql import validation
@@ -57,6 +58,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
         *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
         OneAttemptPerDocument,
+        NoReturnIntoLists,
     ]
     extensions = [
         lambda: ParserCache(maxsize=256),
@@ -73,4 +75,5 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         extensions=extensions,
     )
     schema.execution_context_class = lean_execution_context(schema._schema)
+    count_objects(schema._schema)
     return schema
