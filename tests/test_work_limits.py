@@ -185,7 +185,7 @@ async def test_a_request_that_waits_past_its_time_is_refused(api, forty, monkeyp
     # A load that never answers: the request is refused when its time is up, and /healthz
     # is answered while it waits.
     token, _ = forty
-    monkeypatch.setattr(limits, "WORK_SECONDS", 0.5)
+    monkeypatch.setattr(limits, "WAIT_SECONDS", 0.5)
 
     async def never(_ids):
         await asyncio.Event().wait()
