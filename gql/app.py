@@ -17,6 +17,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from gql import observability, playground
 from gql.context import Context
 from gql.errors import format_error
+from gql.limits import refused_as_too_complex, within_budget
 from gql.proxies import ClientAddress
 from gql.response_cache import LANE_KEY, CachedAnswers, ResponseCache
 from gql.transport import is_json, read_body
@@ -89,13 +90,16 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
         if operation is None:
             return _refusal(400, _no_operation_message(operation_name))
 
-        result = await schema.execute(
+        context = Context(request)
+        result = await within_budget(context.work, schema.execute(
             query,
             variable_values=variables,
-            context_value=Context(request),
+            context_value=context,
             operation_name=operation_name,
-        )
+        ))
         observability.note_execution(query, operation_name, result.errors)
+        if refused_as_too_complex(result):  # the refusal alone: no data, not even null
+            return _json({"errors": [format_error(error) for error in result.errors]})
         if result.errors:
             return _json({"errors": [format_error(error) for error in result.errors], "data": result.data})
         answer = orjson.dumps({"data": result.data})

@@ -9,7 +9,9 @@ from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
 from gql import loaders
+from gql.limits import Work
 from gql.observability import current_request
+from mandate.config import get_settings
 from models.errors import UNAUTHENTICATED, MandateError
 from models.reach import Viewer
 from models.sessions import Access, access_of, authenticate
@@ -38,6 +40,7 @@ class Context:
         self._session_loaded = False
         self._access: Access | None = None
         self._viewer: Viewer | None = None
+        self.work = Work(get_settings().max_result_objects)
 
     async def session(self) -> Session | None:
         """The caller's live session; None without a token; UNAUTHENTICATED for a dead one."""

@@ -23,6 +23,7 @@ from gql.auth import AuthMutations, AuthQueries
 from gql.enforcement import EnforcementMutations
 from gql.errors import is_expected
 from gql.execution import lean_execution_context
+from gql.limits import NoReturnIntoLists, count_objects
 from gql.storable_text import StorableText
 from gql.totp import TotpMutations
 from gql.users import UserNode
@@ -58,6 +59,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
         *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
         OneAttemptPerDocument,
+        NoReturnIntoLists,
     ]
     extensions = [
         lambda: ParserCache(maxsize=256),
@@ -75,4 +77,5 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         extensions=extensions,
     )
     schema.execution_context_class = lean_execution_context(schema._schema)
+    count_objects(schema._schema)
     return schema

@@ -113,6 +113,8 @@ class Settings:
     argon2_time_cost: int = field(default_factory=lambda: _int("MANDATE_ARGON2_TIME_COST", 3))
     argon2_memory_kib: int = field(default_factory=lambda: _int("MANDATE_ARGON2_MEMORY_KIB", 65536))
     max_body_bytes: int = field(default_factory=lambda: _int("MANDATE_MAX_BODY_BYTES", 262144))
+    # Objects one answer may hold, counted during execution (gql/limits.py); past it, QUERY_TOO_COMPLEX.
+    max_result_objects: int = field(default_factory=lambda: _int("MANDATE_MAX_RESULT_OBJECTS", 50000))
     # Memory for answers to repeated queries, per process (gql/response_cache.py); 0 turns it off.
     response_cache_mb: int = field(default_factory=lambda: _int("MANDATE_RESPONSE_CACHE_MB", 64))
     # Whether MANDATE_SECRET_KEY names any key (production refuses to start without one).

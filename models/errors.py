@@ -13,6 +13,7 @@ TWO_FACTOR_SETUP_REQUIRED = "TWO_FACTOR_SETUP_REQUIRED"
 TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
 ENROLMENT_REQUIRED = "ENROLMENT_REQUIRED"
 TWO_FACTOR_ENFORCED = "TWO_FACTOR_ENFORCED"
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 # Transport and validation codes (not in API.md's table; GraphQL-over-HTTP practice).
 BAD_REQUEST = "BAD_REQUEST"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
@@ -30,6 +31,7 @@ MESSAGES = {
     TWO_FACTOR_REQUIRED: "This session has passed the password only: call verifyTwoFactor.",
     ENROLMENT_REQUIRED: "Two-factor authentication is mandatory for you: enrol first.",
     TWO_FACTOR_ENFORCED: "Two-factor authentication is enforced for you and cannot be disabled.",
+    QUERY_TOO_COMPLEX: "The document asks for more work than one request may do: ask for less.",
 }
 
 

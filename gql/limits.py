@@ -1,0 +1,251 @@
+"""Limits on work (API.md): how many objects an answer may hold, and how long a request may work.
+
+Two defences, one code, QUERY_TOO_COMPLEX, and never partial data:
+
+- Before execution, `NoReturnIntoLists` refuses the shape that multiplies without bound: a list
+  reached again below a field that leads back to an object already reached (`parent`,
+  `account`, `source`, ...), itself below a list. Each element of the outer list walks back to
+  shared objects and fans out from them again, so every repetition multiplies the answer.
+- During execution, every completed value of an object type is counted against
+  MANDATE_MAX_RESULT_OBJECTS (graphql-core's public `is_type_of` hook is called once per object
+  value), and the request's time is checked against WORK_SECONDS; the first object past either
+  refuses the request and every later object fails at once. A big answer whose sync work has
+  kept the event loop for YIELD_AFTER_SECONDS lets it run before going on, so /healthz and other
+  callers are answered meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import lru_cache
+from typing import Any, Awaitable, Callable
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLNamedType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+    get_named_type,
+    get_nullable_type,
+    is_abstract_type,
+    is_composite_type,
+    is_list_type,
+    is_object_type,
+)
+
+from models.errors import QUERY_TOO_COMPLEX, MandateError
+
+WORK_SECONDS = 2.0  # API.md: "its answer or refusal comes within 2 seconds of work"
+# Work is the process's CPU time (other processes' load on the machine is not this request's
+# work); a request that waits rather than works is ended by the wall clock, later.
+WAIT_SECONDS = 10.0
+YIELD_AFTER_SECONDS = 0.05  # the longest a big answer's sync work keeps other callers waiting
+# Objects before a request gives way at all: an object put off to a later turn loads its fields
+# in a batch of its own, and answers up to this size (the 2,001-account trees of
+# tests/test_query_counts.py hold about 12,000) keep their one batch per level.
+YIELD_FROM_OBJECTS = 15_000
+CHECK_EVERY = 256  # objects between looks at the clock (a power of two: a mask, not a division)
+
+TOO_MANY_OBJECTS = "The answer would hold more objects than one request may return: ask for fewer levels or fields."
+TOO_LONG = "The request took longer than one request may work: ask for fewer levels or fields."
+SHAPE = (
+    "The document asks for the list `{list}` again below `{back}`, which leads back to objects "
+    "already reached below a list: its answer would multiply with every repetition."
+)
+
+
+# -- before execution: the shape ------------------------------------------------------------------
+
+# Where a selection stands: no list above; below a list; below a list and then back.
+FREE, BELOW_LIST, WENT_BACK = range(3)
+
+
+@lru_cache(maxsize=8)
+def _parts(schema: GraphQLSchema) -> frozenset[str]:
+    """Object types that are a part of one parent: returned by exactly one field of the schema,
+    and nothing with an identity of its own (no interface). A single-object field of such a
+    type leads down (`twoFactorEnforcement`); every other one may lead back (`parent`)."""
+    returned_by: dict[str, int] = {}
+    for named in schema.type_map.values():
+        for field in getattr(named, "fields", {}).values() if is_object_type(named) or is_abstract_type(named) else ():
+            name = get_named_type(field.type).name
+            returned_by[name] = returned_by.get(name, 0) + 1
+    return frozenset(
+        name for name, count in returned_by.items()
+        if count == 1 and is_object_type(schema.type_map[name]) and not schema.type_map[name].interfaces
+    )
+
+
+def _field_type(schema: GraphQLSchema, parent: GraphQLNamedType, name: str):
+    field = getattr(parent, "fields", {}).get(name)
+    return field.type if field is not None else None
+
+
+class _Walk:
+    """One document's walk: the first list field reached again after going back, if any."""
+
+    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]) -> None:
+        self.schema = schema
+        self.parts = _parts(schema)
+        self.fragments = fragments
+        self.done: dict[tuple[str, int], tuple[FieldNode, str] | None] = {}
+
+    def selection_set(
+        self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None, state: int, back: str
+    ) -> tuple[FieldNode, str] | None:
+        for selection in selection_set.selections if selection_set and parent else ():
+            if isinstance(selection, FieldNode):
+                found = self.field(selection, parent, state, back)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = self.schema.get_type(condition.name.value) if condition else parent
+                found = self.selection_set(selection.selection_set, inner, state, back)
+            else:
+                found = self.fragment(selection, state, back)
+            if found:
+                return found
+        return None
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType, state: int, back: str) -> tuple[FieldNode, str] | None:
+        field_type = _field_type(self.schema, parent, node.name.value)
+        if field_type is None or not is_composite_type(get_named_type(field_type)):
+            # Leaves, unknown fields (another rule's error), and introspection's meta fields,
+            # which graphql-core's introspection depth rule bounds (the answer is the schema's).
+            return None
+        named = get_named_type(field_type)
+        if is_list_type(get_nullable_type(field_type)):
+            if state == WENT_BACK:
+                return node, back
+            state = BELOW_LIST
+        elif state == BELOW_LIST and named.name not in self.parts:
+            state, back = WENT_BACK, f"{parent.name}.{node.name.value}"
+        return self.selection_set(node.selection_set, named, state, back)
+
+    def fragment(self, spread: FragmentSpreadNode, state: int, back: str) -> tuple[FieldNode, str] | None:
+        # Once per fragment and state, so fragments spread many times cost no more; a fragment
+        # spread inside itself is NoFragmentCycles' error.
+        definition = self.fragments.get(spread.name.value)
+        key = (spread.name.value, state)
+        if definition is None or key in self.done:
+            return self.done.get(key)
+        self.done[key] = None
+        parent = self.schema.get_type(definition.type_condition.name.value)
+        self.done[key] = found = self.selection_set(definition.selection_set, parent, state, back)
+        return found
+
+
+class NoReturnIntoLists(ValidationRule):
+    def enter_document(self, node: DocumentNode, *_args) -> None:
+        schema = self.context.schema
+        fragments = {d.name.value: d for d in node.definitions if isinstance(d, FragmentDefinitionNode)}
+        walk = _Walk(schema, fragments)
+        for operation in node.definitions:
+            if not isinstance(operation, OperationDefinitionNode):
+                continue
+            found = walk.selection_set(operation.selection_set, schema.get_root_type(operation.operation), FREE, "")
+            if found:
+                list_node, back = found
+                self.report_error(GraphQLError(
+                    SHAPE.format(list=list_node.name.value, back=back), list_node,
+                    extensions={"code": QUERY_TOO_COMPLEX},
+                ))
+                return
+
+
+# -- during execution: objects and time -----------------------------------------------------------
+
+
+class Work:
+    """One request's spending: objects completed and time used, refused past either limit."""
+
+    def __init__(self, max_objects: int) -> None:
+        self.max_objects = max_objects
+        self.deadline = time.process_time() + WORK_SECONDS
+        self.wait_deadline = time.monotonic() + WAIT_SECONDS
+        self.objects = 0
+        self.refusal: MandateError | None = None
+        self._waiting_since: float | None = None  # when the loop was asked for a turn, not yet given
+        self.yielding = False
+
+    def spend_object(self) -> bool:
+        """Count one object; whether it should wait for the event loop's next turn first."""
+        if self.refusal is not None:
+            raise self.refusal
+        self.objects += 1
+        if self.objects > self.max_objects:
+            self.refuse(TOO_MANY_OBJECTS)
+        if self._waiting_since is None:  # the first object since the loop's last turn
+            self._waiting_since = time.monotonic()
+            asyncio.get_running_loop().call_soon(self._had_a_turn)
+        elif not self.objects & (CHECK_EVERY - 1):
+            self._look_at_the_clock()
+        return self.yielding
+
+    def refuse(self, message: str) -> None:
+        if self.refusal is None:
+            self.refusal = MandateError(QUERY_TOO_COMPLEX, message)
+        raise self.refusal
+
+    def seconds_left(self) -> float:
+        return max(self.wait_deadline - time.monotonic(), 0.0)
+
+    def _look_at_the_clock(self) -> None:
+        if time.process_time() > self.deadline:
+            self.refuse(TOO_LONG)
+        now = time.monotonic()
+        if self.objects > YIELD_FROM_OBJECTS and now - self._waiting_since > YIELD_AFTER_SECONDS:
+            self.yielding = True
+
+    def _had_a_turn(self) -> None:  # called by the loop when this stretch of sync work has ended
+        self._waiting_since = None
+        self.yielding = False
+
+
+async def _after_a_turn(is_type: Any) -> bool:
+    await asyncio.sleep(0)
+    return is_type
+
+
+def _counted(original: Callable[[Any, GraphQLResolveInfo], Any] | None):
+    def is_type_of(value: Any, info: GraphQLResolveInfo) -> Any:
+        is_type = original(value, info) if original is not None else True
+        if info.context.work.spend_object():
+            return _after_a_turn(is_type)  # the object completes on a later turn of the loop
+        return is_type
+
+    return is_type_of
+
+
+def count_objects(schema: GraphQLSchema) -> None:
+    """Count every completed object value of the schema's own types against the request's Work
+    (graphql-core calls an object type's `is_type_of` once for each of its values)."""
+    for name, named in schema.type_map.items():
+        if is_object_type(named) and not name.startswith("__"):
+            named.is_type_of = _counted(named.is_type_of)
+
+
+async def within_budget(work: Work, execution: Awaitable[ExecutionResult]) -> ExecutionResult:
+    """The execution's result, or the refusal alone when it went past a limit on work."""
+    try:
+        # The wall clock ends a request that waits (on the database) rather than works.
+        async with asyncio.timeout(work.seconds_left()):
+            result = await execution
+    except TimeoutError:
+        work.refusal = work.refusal or MandateError(QUERY_TOO_COMPLEX, TOO_LONG)
+    if work.refusal is not None:
+        return ExecutionResult(errors=[GraphQLError(work.refusal.message, extensions={"code": QUERY_TOO_COMPLEX})])
+    return result
+
+
+def refused_as_too_complex(result: ExecutionResult) -> bool:
+    return any((error.extensions or {}).get("code") == QUERY_TOO_COMPLEX for error in result.errors or ())

@@ -1,0 +1,226 @@
+"""Limits on work (API.md, issue 12): a document whose answer would hold more than
+MANDATE_MAX_RESULT_OBJECTS objects is refused with QUERY_TOO_COMPLEX, before execution where the
+shape shows it and during execution otherwise, with no partial data; every answer or refusal
+comes within 2 seconds of work, and /healthz keeps being answered meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from graphql import get_introspection_query
+
+from gql import limits, loaders
+from gql.accounts import AccountNode
+from mandate.config import reload_settings
+from tests.conftest import Api
+from tests.test_query_counts import TREE, organisation
+
+MEMBER = "mia@example.org"
+# The issue's document, verbatim: 137 characters.
+ISSUE = (
+    "query($a: ID!) { account(id: $a) { children { parent { children { parent { children "
+    "{ parent { children { parent { id } } } } } } } } } }"
+)
+
+
+@pytest.fixture
+async def forty(api: Api, seed) -> tuple[str, str]:
+    """An account with 40 children (a site each) of which Mia is a plain member: her full
+    session and the account's id."""
+    await seed({
+        "users": [{"email": MEMBER}],
+        "accounts": [{
+            "name": "Group", "members": [MEMBER], "sites": [{"name": "Head office"}],
+            "children": [{"name": f"Practice {n:02}", "sites": [{"name": f"Site {n:02}"}]} for n in range(40)],
+        }],
+    })
+    status, token = await api.login_token(MEMBER)
+    assert status == "AUTHENTICATED"
+    return token, await api.account_id(token, "Group")
+
+
+def refused(result, message_part: str = "") -> None:
+    """Only the refusal: one QUERY_TOO_COMPLEX error, and no `data` at all (not even null)."""
+    assert result.status == 200, result.body
+    assert set(result.body) == {"errors"}, result.body
+    assert result.code == "QUERY_TOO_COMPLEX", result.body
+    assert message_part in result.errors[0]["message"], result.body
+
+
+async def statements_of(api: Api, statements: list, query: str, token: str, variables: dict | None = None):
+    statements.clear()
+    result = await api.gql(query, variables, token=token)
+    return result, len(statements)
+
+
+# Before execution: the shape.
+
+async def test_the_issues_document_is_refused_within_a_second_while_healthz_answers(api, forty, client):
+    token, group = forty
+    assert len(ISSUE) == 137
+    started = time.monotonic()
+    result, health = await asyncio.gather(api.gql(ISSUE, {"a": group}, token=token), client.get("/healthz"))
+    assert time.monotonic() - started < 1.0
+    refused(result, "`children` again below `Account.parent`")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+
+
+async def test_the_issues_document_runs_no_resolver(api, forty, statements):
+    # The cache's look is all: no session, no account was read (a document that runs no
+    # resolver at all costs the same).
+    token, group = forty
+    _, nothing = await statements_of(api, statements, "{ __typename }", token)
+    result, cost = await statements_of(api, statements, ISSUE, token, {"a": group})
+    refused(result)
+    assert cost == nothing
+
+
+@pytest.mark.parametrize("query", [
+    "{ accounts { sites { account { sites { id } } } } }",
+    "{ accounts { children { twoFactorEnforcement { source { children { id } } } } } }",
+    "{ accounts { descendants { parent { descendants { id } } } } }",
+    "{ me { memberships { account { children { id } } } } }",
+    # Through fragments and inline fragments.
+    "{ accounts { ...Down } } fragment Down on Account { children { parent { ...Again } } } "
+    "fragment Again on Account { sites { id } }",
+    "{ accounts { ... on Account { sites { ... on Site { account { ... { children { id } } } } } } } }",
+], ids=["sites-account-sites", "source", "descendants-parent", "memberships-account", "fragments", "inline-fragments"])
+async def test_going_back_into_a_list_below_a_list_is_refused_before_execution(api, forty, statements, query):
+    token, _ = forty
+    _, nothing = await statements_of(api, statements, "{ __typename }", token)
+    result, cost = await statements_of(api, statements, query, token)
+    refused(result)
+    assert cost == nothing
+
+
+@pytest.mark.parametrize("query", [
+    # Siblings: back up once, with no list above.
+    "query($a: ID!) { account(id: $a) { children { id } } node(id: $a) { ... on Account { parent { children { id } } } } }",
+    # Walk-through 3: back through parent below a list, to ids only.
+    "{ accounts { id descendants { id name parent { id } twoFactorEnforcement { enforced source { id name } } sites { id name } } } }",
+    # A site's account below a list, to leaves only.
+    "{ accounts { children { sites { id account { id name twoFactorEnforcement { enforced } } } } } }",
+])
+async def test_shapes_that_do_not_multiply_are_answered(api, forty, query):
+    token, group = forty
+    result = await api.gql(query, {"a": group} if "$a" in query else None, token=token)
+    assert not result.errors, result.body
+
+
+@pytest.mark.parametrize("descriptions", [False, True], ids=["graphql-core", "graphiql"])
+async def test_the_standard_introspection_query_is_answered(api, descriptions):
+    query = get_introspection_query(
+        descriptions=descriptions, specified_by_url=descriptions, directive_is_repeatable=descriptions,
+        schema_description=descriptions, input_value_deprecation=descriptions,
+    )
+    result = await api.gql(query)
+    assert not result.errors, result.body
+    assert any(t["name"] == "Account" for t in result.data["__schema"]["types"])
+
+
+# During execution: objects counted.
+
+@pytest.fixture
+def max_objects(monkeypatch):
+    def lower(limit: int) -> None:
+        monkeypatch.setenv("MANDATE_MAX_RESULT_OBJECTS", str(limit))
+        reload_settings()
+
+    return lower
+
+
+ALL_LEVELS = "{ accounts { id children { id sites { id } twoFactorEnforcement { enforced } } } }"
+
+
+async def test_an_answer_over_the_object_limit_is_refused_with_no_partial_data(api, forty, max_objects):
+    # 1 top + 40 children, with a site and an enforcement each: 121 objects.
+    token, _ = forty
+    max_objects(121)
+    answered = await api.gql(ALL_LEVELS, token=token)
+    assert not answered.errors and len(answered.data["accounts"][0]["children"]) == 40
+    max_objects(120)
+    refused(await api.gql(ALL_LEVELS + " ", token=token), "more objects")  # (not the cached answer)
+
+
+async def test_past_the_object_limit_no_further_work_is_done(api, forty, max_objects, statements):
+    # Past the limit among the children, no child goes on to load its own children.
+    token, _ = forty
+    query = "{ accounts { children { children { id } } } }"
+    _, whole = await statements_of(api, statements, query, token)
+    max_objects(5)
+    result, cost = await statements_of(api, statements, query + " ", token)  # (not the cached answer)
+    refused(result)
+    assert cost == whole - 1
+
+
+async def test_the_managers_tree_of_1101_accounts_passes_under_the_default_limit(api, seed):
+    # The frontend's three-level tree (tests/test_query_counts.py): 1 + 100 + 1,000 accounts,
+    # three sites each (one at the top), each with its enforcement: 5,503 objects.
+    await seed(organisation(100, 10))
+    _, token = await api.login_token("grace@example.org")
+    result = await api.gql(TREE, token=token)
+    assert not result.errors, result.body
+    (group,) = result.data["accounts"]
+    clinics = [clinic for practice in group["children"] for clinic in practice["children"]]
+    assert len(group["children"]) == 100 and len(clinics) == 1000
+    assert all(len(clinic["sites"]) == 3 for clinic in clinics)
+
+
+# During execution: time.
+
+async def test_a_request_past_its_time_is_refused_with_no_partial_data(api, forty, monkeypatch):
+    # No time at all, and the clock of waits kept out of it: refused by the sync work's own
+    # first look at the clock (after CHECK_EVERY objects).
+    token, _ = forty
+    monkeypatch.setattr(limits, "WORK_SECONDS", 0.0)
+    monkeypatch.setattr(limits.Work, "seconds_left", lambda self: 60.0)
+    query = "{ accounts { children { a: sites { id } b: sites { id } c: sites { id } d: sites { id } e: sites { id } f: sites { id } } } }"
+    refused(await api.gql(query, token=token), "took longer")
+
+
+async def test_a_request_that_waits_past_its_time_is_refused(api, forty, monkeypatch, client):
+    # A load that never answers: the request is refused when its time is up, and /healthz
+    # is answered while it waits.
+    token, _ = forty
+    monkeypatch.setattr(limits, "WAIT_SECONDS", 0.5)
+
+    async def never(_ids):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(loaders, "load_children", never)
+    request = asyncio.ensure_future(api.gql("{ accounts { children { id } } }", token=token))
+    health = await client.get("/healthz")
+    assert health.status_code == 200 and not request.done()
+    refused(await request, "took longer")
+
+
+async def test_long_sync_work_lets_other_callers_in(api, forty, monkeypatch):
+    # With no patience at all (and from the first object), a request lets the loop run at its
+    # first look at the clock: a task that counts the request's work whenever it gets a turn
+    # sees it spread over turns (without them, all 1,000 site lists are worked out in one).
+    token, _ = forty
+    monkeypatch.setattr(limits, "YIELD_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(limits, "YIELD_FROM_OBJECTS", 0)
+    lists = [0]
+    site_nodes = AccountNode._site_nodes
+
+    def counted(self, rows):
+        lists[0] += 1
+        return site_nodes(self, rows)
+
+    monkeypatch.setattr(AccountNode, "_site_nodes", counted)
+    query = "{ accounts { children { " + " ".join(f"s{n}: sites {{ id }}" for n in range(25)) + " } } }"
+    request = asyncio.ensure_future(api.gql(query, token=token))
+    seen: list[int] = []
+    while not request.done():
+        seen.append(lists[0])
+        await asyncio.sleep(0)
+    assert not request.result().errors
+    per_turn = [b - a for a, b in zip(seen, [*seen[1:], lists[0]])]
+    assert sum(per_turn) == 40 * 25
+    # A look's worth of objects first; the children put off then, on later turns.
+    assert [n for n in per_turn if n][0] <= limits.CHECK_EVERY, [n for n in per_turn if n]
+    assert max(per_turn) < 40 * 25, [n for n in per_turn if n]
