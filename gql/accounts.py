@@ -180,10 +180,13 @@ def _selects(selection_set: SelectionSetNode | None, name: str, fragments: dict)
 
 async def _sites_ahead(info: strawberry.Info, account_ids: list[int]) -> None:
     """When the accounts a list field returns will be asked for their sites, load those sites
-    now, for the whole level in one batch, so each account's `sites` resolves without a wait."""
+    now, for the whole level in one batch, so each account's `sites` resolves without a wait.
+    The last await before a level is completed: where a request that has held the event loop
+    long lets other callers in (gql/limits.py)."""
     raw = info._raw_info
     if account_ids and any(_selects(node.selection_set, "sites", raw.fragments) for node in raw.field_nodes):
         await info.context.sites.load_many(account_ids)
+    await info.context.work.breathe()
 
 
 async def reachable_account(info: strawberry.Info, account_id: int) -> AccountView:

@@ -8,10 +8,10 @@ Two defences, one code, QUERY_TOO_COMPLEX, and never partial data:
   shared objects and fans out from them again, so every repetition multiplies the answer.
 - During execution, every completed value of an object type is counted against
   MANDATE_MAX_RESULT_OBJECTS (graphql-core's public `is_type_of` hook is called once per object
-  value), and the request's time is checked against WORK_SECONDS; the first object past either
-  refuses the request and every later object fails at once. A big answer whose sync work has
-  kept the event loop for YIELD_AFTER_SECONDS lets it run before going on, so /healthz and other
-  callers are answered meanwhile.
+  value), and the request's own sync work is timed against WORK_SECONDS; the first object past
+  either refuses the request and cancels its execution. Work runs in stretches between awaits
+  (each list level waits for its batch load), so other callers and /healthz are answered between
+  them.
 """
 
 from __future__ import annotations
@@ -46,14 +46,9 @@ from graphql import (
 from models.errors import QUERY_TOO_COMPLEX, MandateError
 
 WORK_SECONDS = 2.0  # API.md: "its answer or refusal comes within 2 seconds of work"
-# Work is the process's CPU time (other processes' load on the machine is not this request's
-# work); a request that waits rather than works is ended by the wall clock, later.
+# A request that waits (on the database) rather than works is ended by the wall clock, later.
 WAIT_SECONDS = 10.0
-YIELD_AFTER_SECONDS = 0.05  # the longest a big answer's sync work keeps other callers waiting
-# Objects before a request gives way at all: an object put off to a later turn loads its fields
-# in a batch of its own, and answers up to this size (the 2,001-account trees of
-# tests/test_query_counts.py hold about 12,000) keep their one batch per level.
-YIELD_FROM_OBJECTS = 15_000
+BREATHE_AFTER_SECONDS = 0.05  # a stretch of sync work past this lets other callers in at the next level
 CHECK_EVERY = 256  # objects between looks at the clock (a power of two: a mask, not a division)
 
 TOO_MANY_OBJECTS = "The answer would hold more objects than one request may return: ask for fewer levels or fields."
@@ -166,62 +161,56 @@ class NoReturnIntoLists(ValidationRule):
 
 
 class Work:
-    """One request's spending: objects completed and time used, refused past either limit."""
+    """One request's spending: the objects of its answer, and the seconds of its own sync work.
+
+    Work is counted in stretches: from the first object a stretch completes to the loop's next
+    turn (a callback queued then), so neither waits on the database nor other requests' turns
+    count against it. The first object past a limit refuses the request: the execution is
+    cancelled (no further work) and every object after it fails at once."""
 
     def __init__(self, max_objects: int) -> None:
         self.max_objects = max_objects
-        self.deadline = time.process_time() + WORK_SECONDS
-        self.wait_deadline = time.monotonic() + WAIT_SECONDS
         self.objects = 0
+        self.spent = 0.0  # seconds of finished stretches
         self.refusal: MandateError | None = None
-        self._waiting_since: float | None = None  # when the loop was asked for a turn, not yet given
-        self.yielding = False
+        self.execution: asyncio.Future | None = None  # cancelled on refusal
+        self._stretch_began: float | None = None
 
-    def spend_object(self) -> bool:
-        """Count one object; whether it should wait for the event loop's next turn first."""
+    def spend_object(self) -> None:
         if self.refusal is not None:
             raise self.refusal
         self.objects += 1
         if self.objects > self.max_objects:
             self.refuse(TOO_MANY_OBJECTS)
-        if self._waiting_since is None:  # the first object since the loop's last turn
-            self._waiting_since = time.monotonic()
-            asyncio.get_running_loop().call_soon(self._had_a_turn)
+        if self._stretch_began is None:  # the first object since the loop's last turn
+            self._stretch_began = time.perf_counter()
+            asyncio.get_running_loop().call_soon(self._stretch_ended)
         elif not self.objects & (CHECK_EVERY - 1):
-            self._look_at_the_clock()
-        return self.yielding
+            if self.spent + time.perf_counter() - self._stretch_began > WORK_SECONDS:
+                self.refuse(TOO_LONG)
 
     def refuse(self, message: str) -> None:
         if self.refusal is None:
             self.refusal = MandateError(QUERY_TOO_COMPLEX, message)
+            if self.execution is not None:
+                self.execution.cancel()  # takes effect at its next await: nothing more is loaded
         raise self.refusal
 
-    def seconds_left(self) -> float:
-        return max(self.wait_deadline - time.monotonic(), 0.0)
+    async def breathe(self) -> None:
+        """Let the loop's other callers in first, when this request's stretch of work has held it
+        past BREATHE_AFTER_SECONDS (a level about to be completed would hold it longer still)."""
+        while self._stretch_began is not None and time.perf_counter() - self._stretch_began > BREATHE_AFTER_SECONDS:
+            await asyncio.sleep(0)  # again after each turn: one long stretch per turn of the loop
 
-    def _look_at_the_clock(self) -> None:
-        if time.process_time() > self.deadline:
-            self.refuse(TOO_LONG)
-        now = time.monotonic()
-        if self.objects > YIELD_FROM_OBJECTS and now - self._waiting_since > YIELD_AFTER_SECONDS:
-            self.yielding = True
-
-    def _had_a_turn(self) -> None:  # called by the loop when this stretch of sync work has ended
-        self._waiting_since = None
-        self.yielding = False
-
-
-async def _after_a_turn(is_type: Any) -> bool:
-    await asyncio.sleep(0)
-    return is_type
+    def _stretch_ended(self) -> None:
+        self.spent += time.perf_counter() - self._stretch_began
+        self._stretch_began = None
 
 
 def _counted(original: Callable[[Any, GraphQLResolveInfo], Any] | None):
     def is_type_of(value: Any, info: GraphQLResolveInfo) -> Any:
-        is_type = original(value, info) if original is not None else True
-        if info.context.work.spend_object():
-            return _after_a_turn(is_type)  # the object completes on a later turn of the loop
-        return is_type
+        info.context.work.spend_object()
+        return original(value, info) if original is not None else True
 
     return is_type_of
 
@@ -236,12 +225,16 @@ def count_objects(schema: GraphQLSchema) -> None:
 
 async def within_budget(work: Work, execution: Awaitable[ExecutionResult]) -> ExecutionResult:
     """The execution's result, or the refusal alone when it went past a limit on work."""
+    work.execution = task = asyncio.ensure_future(execution)
     try:
         # The wall clock ends a request that waits (on the database) rather than works.
-        async with asyncio.timeout(work.seconds_left()):
-            result = await execution
+        async with asyncio.timeout(WAIT_SECONDS):
+            result = await task
     except TimeoutError:
         work.refusal = work.refusal or MandateError(QUERY_TOO_COMPLEX, TOO_LONG)
+    except asyncio.CancelledError:
+        if work.refusal is None or asyncio.current_task().cancelling():
+            raise  # cancelled from outside (the client went away), not by a refusal
     if work.refusal is not None:
         return ExecutionResult(errors=[GraphQLError(work.refusal.message, extensions={"code": QUERY_TOO_COMPLEX})])
     return result
