@@ -4,7 +4,8 @@ lets exactly one through; the others are told INVALID_CODE (API.md: a used code)
 RATE_LIMITED once the burst's failures pass the four free ones. The TOTP step and the recovery
 code are each consumed by one conditional UPDATE: with a read-then-write instead, several racers
 win in some of the rounds. Throttling counts across the processes too, since it lives in the
-database.
+database. Confirmations of an enrolment raced the same way switch 2FA on once (API.md
+"Enrolment belongs to its session"): from one session, or from two with a secret each.
 
 PostgreSQL only: it is the database that several server processes share in production.
 """
@@ -22,6 +23,7 @@ import httpx
 import pyotp
 import pytest
 
+from models.crypto import digest
 from tests.conftest import PASSWORD, Api, Result, _create_postgres_database, _drop_postgres_database
 from tests.test_cli import COMMAND, Mandate, _free_port, _wait_until_healthy
 
@@ -33,12 +35,20 @@ TOTP_RACERS = [f"totp-racer-{n}@example.org" for n in range(ROUNDS)]
 RECOVERY_RACERS = [f"recovery-racer-{n}@example.org" for n in range(ROUNDS)]
 CODE_THROTTLED = "code-throttled@example.org"
 PASSWORD_THROTTLED = "password-throttled@example.org"
-USERS = [*TOTP_RACERS, *RECOVERY_RACERS, CODE_THROTTLED, PASSWORD_THROTTLED]
+CONFIRMATIONS = 10
+ONE_SESSION_CONFIRMERS = [f"one-session-confirmer-{n}@example.org" for n in range(ROUNDS)]
+TWO_SESSION_CONFIRMERS = [f"two-session-confirmer-{n}@example.org" for n in range(ROUNDS)]
+USERS = [
+    *TOTP_RACERS, *RECOVERY_RACERS, CODE_THROTTLED, PASSWORD_THROTTLED,
+    *ONE_SESSION_CONFIRMERS, *TWO_SESSION_CONFIRMERS,
+]
+CONFIRM = "mutation($c: String!) { confirmTotp(code: $c) { recoveryCodes } }"
 
 
 @dataclass
 class Servers:
     apis: list[Api]
+    url: str  # their database
 
     def api(self, n: int) -> Api:
         """The n-th request's server: alternately one and the other."""
@@ -69,7 +79,7 @@ async def servers(database_url, tmp_path_factory):
         assert imported.returncode == 0, imported.stderr
         clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) for port in ports]
         try:
-            yield Servers([Api(client) for client in clients])
+            yield Servers([Api(client) for client in clients], url)
         finally:
             for client in clients:
                 await client.aclose()
@@ -174,3 +184,83 @@ async def test_second_factor_failures_count_across_processes(servers):
 async def test_password_failures_count_across_processes(servers):
     codes = [(await servers.api(n).login(PASSWORD_THROTTLED, "wrong-password")).code for n in range(5)]
     assert codes == ["INVALID_CREDENTIALS"] * 4 + ["RATE_LIMITED"]
+
+
+async def enrolling_session(servers: Servers, email: str, n: int) -> tuple[str, str]:
+    """A full session of the user, on the n-th request's server, that has started enrolling; its
+    token and secret."""
+    api = servers.api(n)
+    status, token = await api.login_token(email)
+    assert status == "AUTHENTICATED", status
+    return token, (await api.gql("mutation { enrolTotp { secret } }", token=token)).data["enrolTotp"]["secret"]
+
+
+async def race_confirmations(servers: Servers, racers: list[tuple[str, str]]) -> list[Result]:
+    """Every (token, code) confirms at once, half of them on each server."""
+    return await asyncio.gather(*(
+        servers.api(n).gql(CONFIRM, {"c": code}, token=token) for n, (token, code) in enumerate(racers)
+    ))
+
+
+def confirmation_outcomes(results: list[Result]) -> Counter:
+    """"ok" for a confirmation that succeeded, else its error's code."""
+    assert all(r.status == 200 for r in results), [r.body for r in results if r.status != 200]
+    return Counter("ok" if not r.errors else r.code for r in results)
+
+
+def window_step(n: int) -> int:
+    """-1, 0, +1 in turn: every racer's code is accepted, and each step is newer than the last."""
+    return (-1, 0, 1)[n % 3]
+
+
+async def stored_once(servers: Servers, email: str, winner: Result) -> bool:
+    """The winner's ten recovery codes are the user's only ones, and one confirmation was audited."""
+    import asyncpg
+
+    conn = await asyncpg.connect(servers.url.replace("postgres://", "postgresql://", 1))
+    try:
+        hashes = {row["code_hash"] for row in await conn.fetch(
+            "SELECT code_hash FROM recovery_codes r JOIN users u ON u.id = r.user_id WHERE u.email = $1", email
+        )}
+        confirmed = await conn.fetchval(
+            "SELECT count(*) FROM audit_events e JOIN users u ON u.id = e.subject_id"
+            " WHERE u.email = $1 AND e.action = 'TOTP_CONFIRMED'", email
+        )
+    finally:
+        await conn.close()
+    return hashes == {digest(code) for code in winner.data["confirmTotp"]["recoveryCodes"]} and confirmed == 1
+
+
+def one_confirmation(counts: Counter) -> bool:
+    """One success; every other racer INVALID_CODE, FORBIDDEN or UNAUTHENTICATED (API.md), or
+    RATE_LIMITED once the burst's failures pass the four free ones."""
+    return counts["ok"] == 1 and set(counts) <= {"ok", "INVALID_CODE", "FORBIDDEN", "UNAUTHENTICATED", "RATE_LIMITED"}
+
+
+async def assert_two_factor_switched_on_once(servers: Servers, email: str, rounds: list[Counter], results) -> None:
+    rounds.append(confirmation_outcomes(results))
+    if one_confirmation(rounds[-1]):
+        [winner] = [r for r in results if not r.errors]
+        assert await stored_once(servers, email, winner)
+
+
+async def test_one_sessions_confirmations_raced_over_two_processes_switch_two_factor_on_once(servers):
+    rounds: list[Counter] = []
+    for email in ONE_SESSION_CONFIRMERS:
+        token, secret = await enrolling_session(servers, email, 0)
+        racers = [(token, code_now(secret, window_step(n))) for n in range(CONFIRMATIONS)]
+        await assert_two_factor_switched_on_once(servers, email, rounds, await race_confirmations(servers, racers))
+    assert [counts["ok"] for counts in rounds] == [1] * ROUNDS, rounds  # successes, round by round
+    assert all(one_confirmation(counts) for counts in rounds), rounds
+
+
+async def test_two_sessions_confirmations_raced_over_two_processes_switch_two_factor_on_once(servers):
+    rounds: list[Counter] = []
+    for email in TWO_SESSION_CONFIRMERS:
+        sessions = [await enrolling_session(servers, email, n) for n in range(2)]
+        # Each session's confirmations go to both servers: session, session, other, other, ...
+        racers = [(token, code_now(secret, window_step(n)))
+                  for n, (token, secret) in ((n, sessions[n // 2 % 2]) for n in range(CONFIRMATIONS))]
+        await assert_two_factor_switched_on_once(servers, email, rounds, await race_confirmations(servers, racers))
+    assert [counts["ok"] for counts in rounds] == [1] * ROUNDS, rounds  # successes, round by round
+    assert all(one_confirmation(counts) for counts in rounds), rounds
