@@ -1,5 +1,8 @@
 """TOTP devices and recovery codes: enrolling, verifying, consuming, disabling.
 
+A pending enrolment lives on the session that started it (sessions.totp_pending_secret): only
+that session can confirm it, and it ends with the session.
+
 RFC 6238 with SHA-1, 6 digits, 30 s steps. pyotp computes the codes; Mandate decides which step
 matched, so that a step at or before the last one used is refused, and records that step with
 one conditional UPDATE, so two racing requests cannot both win.
@@ -253,9 +256,10 @@ class Confirmation:
 async def confirm_enrolment(session: Session, raw_code: str, client_address: str | None) -> Confirmation:
     """2FA is on from here: recovery codes are issued and every other session ends.
 
-    One transition, whoever races it: the switch is a conditional UPDATE (2FA still off) and the
-    calling session's enrolment is taken by another (still live, still that secret), in the
-    attempt's transaction; a confirmation that loses either rolls back whole."""
+    One transition, whoever races it: 2FA is switched on by a conditional UPDATE (still off), and
+    the calling session's enrolment is taken by a second one (the session still live, its secret
+    still this one), in the attempt's transaction; a confirmation that loses either rolls back
+    whole, its step and its attempt included."""
     user = session.user
     code = parse_code(raw_code, allow_recovery=False)
     if user.two_factor_enabled:
