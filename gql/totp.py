@@ -32,7 +32,7 @@ class TotpMutations:
     @strawberry.mutation(permission_classes=[MayEnrol], description="Starts (or restarts) enrolment.")
     async def enrol_totp(self, info: strawberry.Info) -> TotpEnrolment:
         session = await info.context.require_session()
-        enrolment = await totp.start_enrolment(session.user, info.context.client_address)
+        enrolment = await totp.start_enrolment(session, info.context.client_address)
         return TotpEnrolment(
             secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_code_svg=enrolment.qr_code_svg
         )

@@ -228,7 +228,7 @@ async def reset_member_two_factor(
             FORBIDDEN, "That user also reaches accounts you do not manage: ask their managers."
         )
     async with in_transaction():
-        await User.filter(id=user_id).update(totp_secret=None, totp_pending_secret=None, totp_last_step=0)
+        await User.filter(id=user_id).update(totp_secret=None, totp_last_step=0)
         await RecoveryCode.filter(user_id=user_id).delete()
         await sessions.end_all(user_id)
         await throttle.reset(throttle.second_factor_key(user_id))

@@ -16,13 +16,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from models import audit, crypto
+from models import audit, clock, crypto
 from models.credentials import end_what_a_password_change_ends
 from models.enforcement import BoundUser, bound_users
 from models.errors import NOT_FOUND, MandateError, bad_input
 from models.reach import AccountRow, chains, nearest_enforced, subtree
 from models.sql import fetch
-from models.tables import Account, AuditEvent, Membership, Role, User
+from models.tables import Account, AuditEvent, Membership, Role, Session, User
 from models.users import check_name, check_password, known_emails, normalise_email
 
 
@@ -216,41 +216,57 @@ class SecretsUnreadable(Exception):
 
 @dataclass(frozen=True)
 class Rotation:
-    users: int     # rows re-encrypted
-    secrets: int   # secrets in them (a confirmed one and a pending one count two)
-    skipped: int   # rows changed by a request meanwhile (already under the server's keys)
+    users: int     # users whose secrets were re-encrypted
+    secrets: int   # secrets re-encrypted (a confirmed one, and each session's pending one)
+    skipped: int   # users whose secrets a request changed meanwhile (already under the server's keys)
 
 
 async def reencrypt_totp_secrets() -> Rotation:
-    """Re-encrypt every stored TOTP secret, confirmed or pending, under the first key of
-    MANDATE_SECRET_KEY, in one transaction. Refuses, writing nothing, when any secret decrypts
-    under none of the keys. Each row is written only if it still holds what was read, so a
-    confirmation racing the rotation is never undone."""
+    """Re-encrypt every stored TOTP secret, the users' confirmed ones and the sessions' pending
+    ones, under the first key of MANDATE_SECRET_KEY, in one transaction. Refuses, writing
+    nothing, when any secret decrypts under none of the keys. Each row is written only if it
+    still holds what was read, so a confirmation racing the rotation is never undone."""
     cipher = crypto.cipher()
 
-    def rotated(token: str | None) -> str | None:
-        return cipher.rotate(token.encode()).decode() if token is not None else None
+    def rotated(token: str) -> str:
+        return cipher.rotate(token.encode()).decode()
 
     async with in_transaction():
-        rows = await User.filter(
-            Q(totp_secret__isnull=False) | Q(totp_pending_secret__isnull=False)
-        ).order_by("id").values_list("id", "totp_secret", "totp_pending_secret")
-        updates, unreadable = [], []
-        for user_id, secret, pending in rows:
+        # An ended session's enrolment can never be confirmed: dropped, not carried to the new key.
+        await Session.filter(
+            Q(revoked_at__isnull=False) | Q(expires_at__lte=clock.now()), totp_pending_secret__isnull=False
+        ).update(totp_pending_secret=None)
+        confirmed = await User.filter(totp_secret__isnull=False).order_by("id").values_list("id", "totp_secret")
+        pending = await Session.filter(totp_pending_secret__isnull=False).order_by("id").values_list(
+            "id", "user_id", "totp_pending_secret"
+        )
+        user_updates, session_updates, unreadable = [], [], set()
+        for user_id, secret in confirmed:
             try:
-                updates.append((user_id, secret, pending, rotated(secret), rotated(pending)))
+                user_updates.append((user_id, secret, rotated(secret)))
             except InvalidToken:
-                unreadable.append(user_id)
+                unreadable.add(user_id)
+        for session_id, user_id, secret in pending:
+            try:
+                session_updates.append((session_id, user_id, secret, rotated(secret)))
+            except InvalidToken:
+                unreadable.add(user_id)
         if unreadable:
-            raise SecretsUnreadable(unreadable)
-        written = skipped = secrets = 0
-        for user_id, secret, pending, new_secret, new_pending in updates:
-            if await User.filter(id=user_id, totp_secret=secret, totp_pending_secret=pending).update(
-                totp_secret=new_secret, totp_pending_secret=new_pending
-            ):
-                written += 1
-                secrets += (secret is not None) + (pending is not None)
+            raise SecretsUnreadable(sorted(unreadable))
+        written: set[int] = set()
+        skipped: set[int] = set()
+        secrets = 0
+        for user_id, secret, new_secret in user_updates:
+            if await User.filter(id=user_id, totp_secret=secret).update(totp_secret=new_secret):
+                written.add(user_id)
+                secrets += 1
             else:
-                skipped += 1
+                skipped.add(user_id)
+        for session_id, user_id, secret, new_secret in session_updates:
+            if await Session.filter(id=session_id, totp_pending_secret=secret).update(totp_pending_secret=new_secret):
+                written.add(user_id)
+                secrets += 1
+            else:
+                skipped.add(user_id)
         await audit.record(audit.SECRETS_REENCRYPTED)
-    return Rotation(written, secrets, skipped)
+    return Rotation(len(written), secrets, len(skipped))

@@ -30,7 +30,6 @@ class User(Model):
     password_hash = fields.CharField(max_length=255, null=True)
     # Fernet tokens under MANDATE_SECRET_KEY; never the plain base32 secret.
     totp_secret = fields.TextField(null=True)
-    totp_pending_secret = fields.TextField(null=True)
     # The last 30 s TOTP step accepted; a step at or before it is refused.
     totp_last_step = fields.BigIntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -111,6 +110,9 @@ class Session(Model):
     expires_at = fields.DatetimeField()
     revoked_at = fields.DatetimeField(null=True)
     client_address = fields.CharField(max_length=64, null=True)
+    # The secret of an enrolment this session started (Fernet, as totp_secret): only this
+    # session can confirm it, and it ends with the session.
+    totp_pending_secret = fields.TextField(null=True)
 
     class Meta:
         table = "sessions"

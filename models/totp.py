@@ -1,5 +1,8 @@
 """TOTP devices and recovery codes: enrolling, verifying, consuming, disabling.
 
+A pending enrolment lives on the session that started it (sessions.totp_pending_secret): only
+that session can confirm it, and it ends with the session.
+
 RFC 6238 with SHA-1, 6 digits, 30 s steps. pyotp computes the codes; Mandate decides which step
 matched, so that a step at or before the last one used is refused, and records that step with
 one conditional UPDATE, so two racing requests cannot both win.
@@ -12,7 +15,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, TypeVar
 
 import pyotp
 import segno
@@ -27,12 +30,15 @@ from models.errors import (
     RATE_LIMITED,
     TWO_FACTOR_ENFORCED,
     TWO_FACTOR_SETUP_REQUIRED,
+    UNAUTHENTICATED,
     MandateError,
     bad_input,
 )
 from models.tables import RecoveryCode, Session, SessionKind, User
 
 log_incident = logging.getLogger("mandate.totp")
+
+T = TypeVar("T")
 
 ISSUER = "Mandate"
 STEP_SECONDS = 30
@@ -119,13 +125,24 @@ async def recovery_codes_remaining(user_id: int) -> int:
     return await RecoveryCode.filter(user_id=user_id, used_at=None).count()
 
 
-async def _attempt(
-    user: User, code: Code, accepts: Callable[[], Awaitable[bool]], client_address: str | None
-) -> None:
-    """One second-factor attempt under the user's throttle; failures are counted and logged.
+class _WrongCode(Exception):
+    """The code was checked and refused: leaves the attempt's transaction with nothing written."""
 
-    The attempt is counted before the code is checked (throttle.claim_attempt), so parallel
-    attempts cannot outrun the delay; a success clears the count.
+
+async def _attempt(
+    user: User,
+    code: Code,
+    accepts: Callable[[], Awaitable[bool]],
+    effect: Callable[[], Awaitable[T]],
+    client_address: str | None,
+) -> T:
+    """One second-factor attempt under the user's throttle, all or nothing.
+
+    The attempt is counted before the code is checked (throttle.claim_attempt, committed on its
+    own), so parallel attempts cannot outrun the delay. Then the check with the consumption of
+    the step or recovery code (`accepts`), the `effect` and the audit of a success are one
+    transaction: an attempt that ends in an error rolls all of it back and gives its claim back,
+    so it spends nothing. A wrong code keeps its claim and is audited; a success clears the count.
     """
     key = throttle.second_factor_key(user.id)
 
@@ -146,7 +163,17 @@ async def _attempt(
         await log(audit.SECOND_FACTOR_THROTTLED)
         raise
     try:
-        accepted = await accepts()
+        async with in_transaction():
+            if not await accepts():
+                raise _WrongCode
+            result = await effect()
+            await throttle.reset(key)
+            if code.is_recovery:
+                await log(audit.RECOVERY_CODE_USED)
+    except _WrongCode:
+        # A checked guess counts even if its audit line cannot be written: never a free guess.
+        await log(audit.SECOND_FACTOR_FAILED)
+        raise throttle.refusal_after(MandateError(INVALID_CODE), (throttle.SECOND_FACTOR, failures)) from None
     except UnreadableSecret:
         # Nothing was guessed: give the attempt back, so a key misconfiguration never burns a
         # user's free attempts or locks their factor, and tell the operators, not the caller.
@@ -158,16 +185,18 @@ async def _attempt(
         raise MandateError(
             INTERNAL_SERVER_ERROR, "Codes cannot be checked at the moment: the operators have been told."
         ) from None
-    if not accepted:
-        await log(audit.SECOND_FACTOR_FAILED)
-        raise throttle.refusal_after(MandateError(INVALID_CODE), (throttle.SECOND_FACTOR, failures))
-    await throttle.reset(key)
-    if code.is_recovery:
-        await log(audit.RECOVERY_CODE_USED)
+    except BaseException:
+        # Rolled back: no step consumed, no recovery code spent, no effect; nor is the attempt.
+        await throttle.release(key)
+        raise
+    return result
 
 
-async def verify_second_factor(user: User, raw_code: str, client_address: str | None) -> None:
-    """Check a TOTP or recovery code of a user whose 2FA is on; raises on failure."""
+async def verify_second_factor(
+    user: User, raw_code: str, client_address: str | None, effect: Callable[[], Awaitable[T]]
+) -> T:
+    """Check a TOTP or recovery code of a user whose 2FA is on and, in the same transaction, do
+    what it allows (`effect`); raises on failure, having done nothing."""
     code = parse_code(raw_code)
     if not user.two_factor_enabled:
         raise MandateError(TWO_FACTOR_SETUP_REQUIRED)
@@ -175,7 +204,7 @@ async def verify_second_factor(user: User, raw_code: str, client_address: str | 
         accepts = lambda: _consume_recovery_code(user, code.value)  # noqa: E731
     else:
         accepts = lambda: _totp_accepts(user, user.totp_secret, code.value)  # noqa: E731
-    await _attempt(user, code, accepts, client_address)
+    return await _attempt(user, code, accepts, effect, client_address)
 
 
 @dataclass(frozen=True)
@@ -185,15 +214,20 @@ class Enrolment:
     qr_code_svg: str
 
 
-async def start_enrolment(user: User, client_address: str | None) -> Enrolment:
-    """A fresh secret, pending until confirmed; restarting replaces it."""
+async def start_enrolment(session: Session, client_address: str | None) -> Enrolment:
+    """A fresh secret, pending on this session only until it confirms it; restarting replaces
+    this session's, never another's."""
+    user = session.user
     if user.two_factor_enabled:
         raise MandateError(
             FORBIDDEN, "Two-factor authentication is already on: disable it with a code to change device."
         )
     secret = pyotp.random_base32(length=32)  # 32 base32 characters: 160 bits
     async with in_transaction():
-        await User.filter(id=user.id).update(totp_pending_secret=encrypt_secret(secret), totp_last_step=0)
+        if not await Session.filter(id=session.id, revoked_at=None).update(
+            totp_pending_secret=encrypt_secret(secret)
+        ):
+            raise MandateError(UNAUTHENTICATED, "This session has ended.")
         await audit.record(
             audit.TOTP_ENROLMENT_STARTED, actor_id=user.id, subject_id=user.id, client_address=client_address
         )
@@ -207,6 +241,11 @@ def qr_code_svg(uri: str) -> str:
     return buffer.getvalue().decode()
 
 
+async def _drop_pending_enrolments(user_id: int) -> None:
+    """No session of the user keeps a pending secret once 2FA is switched on or off."""
+    await Session.filter(user_id=user_id, totp_pending_secret__isnull=False).update(totp_pending_secret=None)
+
+
 @dataclass(frozen=True)
 class Confirmation:
     recovery_codes: list[str]
@@ -215,18 +254,31 @@ class Confirmation:
 
 
 async def confirm_enrolment(session: Session, raw_code: str, client_address: str | None) -> Confirmation:
-    """2FA is on from here: recovery codes are issued and every other session ends."""
+    """2FA is on from here: recovery codes are issued and every other session ends.
+
+    One transition, whoever races it: 2FA is switched on by a conditional UPDATE (still off), and
+    the calling session's enrolment is taken by a second one (the session still live, its secret
+    still this one), in the attempt's transaction; a confirmation that loses either rolls back
+    whole, its step and its attempt included."""
     user = session.user
     code = parse_code(raw_code, allow_recovery=False)
     if user.two_factor_enabled:
         raise MandateError(FORBIDDEN, "Two-factor authentication is already on.")
-    pending = user.totp_pending_secret
+    pending = session.totp_pending_secret
     if pending is None:
-        raise bad_input("No enrolment is under way: call enrolTotp first.", "code")
-    await _attempt(user, code, lambda: _totp_accepts(user, pending, code.value), client_address)
+        raise MandateError(FORBIDDEN, "No enrolment is under way in this session: call enrolTotp first.")
 
-    async with in_transaction():
-        await User.filter(id=user.id).update(totp_secret=pending, totp_pending_secret=None)
+    async def switch_on() -> tuple[list[str], sessions.IssuedToken | None]:
+        # Counts over 0, not == 1, as in consume_step.
+        if not await User.filter(id=user.id, totp_secret=None).update(totp_secret=pending) > 0:
+            raise MandateError(FORBIDDEN, "Two-factor authentication is already on.")
+        if not await Session.filter(id=session.id, revoked_at=None, totp_pending_secret=pending).update(
+            totp_pending_secret=None
+        ):
+            if not await Session.filter(id=session.id, revoked_at=None).exists():
+                raise MandateError(UNAUTHENTICATED, "This session has ended.")
+            raise MandateError(FORBIDDEN, "This session restarted its enrolment: confirm the new secret.")
+        await _drop_pending_enrolments(user.id)
         codes = await _replace_recovery_codes(user.id)
         if session.kind is SessionKind.FULL:
             await sessions.end_all(user.id, except_session_id=session.id)
@@ -240,6 +292,11 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
         await audit.record(
             audit.TOTP_CONFIRMED, actor_id=user.id, subject_id=user.id, client_address=client_address
         )
+        return codes, new_token
+
+    codes, new_token = await _attempt(
+        user, code, lambda: _totp_accepts(user, pending, code.value), switch_on, client_address
+    )
     await user.refresh_from_db()
     return Confirmation(codes, user, new_token)
 
@@ -254,30 +311,37 @@ async def disable(session: Session, raw_code: str, client_address: str | None) -
         raise MandateError(TWO_FACTOR_SETUP_REQUIRED, "Two-factor authentication is not on.")
     if await must_use_two_factor(user.id):
         raise MandateError(TWO_FACTOR_ENFORCED)
-    await verify_second_factor(user, raw_code, client_address)
-    async with in_transaction():
-        await User.filter(id=user.id).update(totp_secret=None, totp_pending_secret=None, totp_last_step=0)
+
+    async def switch_off() -> None:
+        await User.filter(id=user.id).update(totp_secret=None, totp_last_step=0)
         await RecoveryCode.filter(user_id=user.id).delete()
+        await _drop_pending_enrolments(user.id)
         await sessions.end_all(user.id)
         await audit.record(
             audit.TOTP_DISABLED, actor_id=user.id, subject_id=user.id, client_address=client_address
         )
+
+    await verify_second_factor(user, raw_code, client_address, switch_off)
     await user.refresh_from_db()
     return user
 
 
 async def regenerate_recovery_codes(session: Session, raw_code: str, client_address: str | None) -> list[str]:
     user = session.user
-    await verify_second_factor(user, raw_code, client_address)
-    async with in_transaction():
+
+    async def replace() -> list[str]:
         codes = await _replace_recovery_codes(user.id)
         await audit.record(
             audit.RECOVERY_CODES_REGENERATED, actor_id=user.id, subject_id=user.id, client_address=client_address
         )
-    return codes
+        return codes
+
+    return await verify_second_factor(user, raw_code, client_address, replace)
 
 
 async def verify_login(session: Session, raw_code: str, client_address: str | None) -> sessions.IssuedToken:
     """The second step of a login: a password-only session becomes a full one."""
-    await verify_second_factor(session.user, raw_code, client_address)
-    return await sessions.upgrade_after_second_factor(session, client_address)
+    return await verify_second_factor(
+        session.user, raw_code, client_address,
+        lambda: sessions.upgrade_after_second_factor(session, client_address),
+    )

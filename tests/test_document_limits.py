@@ -44,8 +44,8 @@ async def footprint() -> tuple:
     return (
         await AuditEvent.all().count(),
         sorted(await Throttle.all().values_list("key", "failures")),
-        sorted(await Session.all().values_list("id", "kind", "two_factor_passed", "revoked_at")),
-        sorted(await User.all().values_list("id", "totp_last_step", "totp_secret", "totp_pending_secret")),
+        sorted(await Session.all().values_list("id", "kind", "two_factor_passed", "revoked_at", "totp_pending_secret")),
+        sorted(await User.all().values_list("id", "totp_last_step", "totp_secret")),
     )
 
 

@@ -1,0 +1,110 @@
+"""Migration 0003 (enrolment per session), applied by `mandate migrate` to a database at 0002
+with data in it, on each backend: every row stays, the users' pending secrets are dropped (no
+session is known to have started them), sessions gain an empty pending secret, and migration
+0002's data-version triggers still fire on users."""
+
+from __future__ import annotations
+
+import subprocess
+import sqlite3
+import sys
+
+import pytest
+
+from tests.test_cli import Mandate, _backend, _new_database
+
+AT_0002 = """
+import asyncio, sys
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate
+from mandate.db import tortoise_config
+
+async def main():
+    try:
+        await migrate(config=tortoise_config(sys.argv[1]), target="models.0002_data_version")
+    finally:
+        await Tortoise.close_connections()  # else aiosqlite's thread keeps the process alive
+
+asyncio.run(main())
+"""
+
+ROWS_AT_0002 = [
+    "INSERT INTO users (id, email, name, password_hash, totp_secret, totp_pending_secret, totp_last_step, created_at)"
+    " VALUES (1, 'ann@example.org', 'Ann', NULL, 'fernet-confirmed', NULL, 7, '2026-11-01 10:00:00+00:00'),"
+    " (2, 'bob@example.org', 'Bob', NULL, NULL, 'fernet-pending', 0, '2026-11-01 10:00:00+00:00')",
+    "INSERT INTO accounts (id, name, enforced) VALUES (1, 'Clinic', TRUE)",
+    "INSERT INTO memberships (id, user_id, account_id, role) VALUES (1, 1, 1, 'MANAGER'), (2, 2, 1, 'MEMBER')",
+    "INSERT INTO sessions (id, token_hash, user_id, kind, two_factor_passed, created_at, expires_at, client_address)"
+    " VALUES (1, 'hash-ann', 1, 'full', TRUE, '2026-11-01 10:00:00+00:00', '2036-11-01 10:00:00+00:00', '203.0.113.7'),"
+    " (2, 'hash-bob', 2, 'enrolment', FALSE, '2026-11-01 10:00:00+00:00', '2036-11-01 10:00:00+00:00', NULL)",
+    "INSERT INTO recovery_codes (id, user_id, code_hash, used_at) VALUES (1, 1, 'code-hash', NULL)",
+    "INSERT INTO audit_events (id, at, action, actor_id, subject_id, client_address)"
+    " VALUES (1, '2026-11-01 10:00:00+00:00', 'TOTP_ENROLMENT_STARTED', 2, 2, '203.0.113.7')",
+]
+
+
+async def run_sql(url: str, statements: list[str]) -> list[list[tuple]]:
+    """Each statement's rows, on the database at `url`, outside the app."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite://")) as conn:
+            return [[tuple(row) for row in conn.execute(statement).fetchall()] for statement in statements]
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        return [[tuple(row) for row in await conn.fetch(statement)] for statement in statements]
+    finally:
+        await conn.close()
+
+
+async def columns(url: str, table: str) -> list[str]:
+    if url.startswith("sqlite"):
+        [rows] = await run_sql(url, [f"SELECT name FROM pragma_table_info('{table}')"])
+    else:
+        [rows] = await run_sql(url, [
+            f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'"
+        ])
+    return [name for (name,) in rows]
+
+
+@pytest.fixture
+async def at_0002_with_data(database_url, tmp_path):
+    """A database of the suite's backend, migrated to 0002 and holding a few rows of each kind."""
+    url, drop = await _new_database(_backend(database_url), tmp_path)
+    try:
+        done = subprocess.run([sys.executable, "-c", AT_0002, url], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        await run_sql(url, ROWS_AT_0002)
+        yield url, Mandate(url, tmp_path)
+    finally:
+        await drop()
+
+
+async def test_migration_0003_keeps_every_row_and_drops_the_users_pending_secrets(at_0002_with_data):
+    url, mandate = at_0002_with_data
+    snapshot = [
+        "SELECT id, email, totp_secret, totp_last_step FROM users ORDER BY id",
+        "SELECT id, token_hash, user_id, kind, revoked_at FROM sessions ORDER BY id",
+        "SELECT id, user_id, account_id, role FROM memberships ORDER BY id",
+        "SELECT id, code_hash FROM recovery_codes ORDER BY id",
+        "SELECT id, action, client_address FROM audit_events ORDER BY id",
+    ]
+    before = await run_sql(url, snapshot)
+
+    migrated = mandate.run("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+
+    assert await run_sql(url, snapshot) == before
+    assert "totp_pending_secret" not in await columns(url, "users")
+    assert "totp_pending_secret" in await columns(url, "sessions")
+    assert await run_sql(url, ["SELECT id FROM sessions WHERE totp_pending_secret IS NOT NULL"]) == [[]]
+
+
+async def test_after_migration_0003_the_data_version_still_moves_with_users(at_0002_with_data):
+    url, mandate = at_0002_with_data
+    assert mandate.run("migrate").returncode == 0
+    version = "SELECT version FROM mandate_data_version"
+    [before] = await run_sql(url, [version])
+    await run_sql(url, ["UPDATE users SET name = 'Ann Smith' WHERE id = 1"])
+    [after] = await run_sql(url, [version])
+    assert after != before
