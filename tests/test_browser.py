@@ -181,12 +181,13 @@ BROWSER_STORAGE = """async () => {
     for (const store of db.objectStoreNames) databases.push([name, store, await request(db.transaction(store).objectStore(store).getAll())]);
     db.close();
   }
-  const caches_ = [];
+  const cached = [];
   for (const name of await caches.keys()) {
-    for (const key of await (await caches.open(name)).keys()) caches_.push([name, key.url, await (await (await caches.open(name)).match(key)).text()]);
+    const cache = await caches.open(name);
+    for (const key of await cache.keys()) cached.push([name, key.url, await (await cache.match(key)).text()]);
   }
   return JSON.stringify({ localStorage: { ...localStorage }, sessionStorage: { ...sessionStorage }, indexedDB: databases,
-                          caches: caches_, cookie: document.cookie });
+                          caches: cached, cookie: document.cookie });
 }"""
 
 
