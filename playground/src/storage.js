@@ -22,24 +22,34 @@ const FROM_TABS = {
   [`${NAMESPACE}headers`]: () => null,
 };
 
+const STRINGS = new Set([TokenKind.STRING, TokenKind.BLOCK_STRING]);
+
 // A document may carry a password or a code inline (`login(password: "...")`): every string
 // literal is kept as "" and the rest as typed.
 export function withoutStringValues(document) {
   if (typeof document !== "string") return null;
-  const lexer = new Lexer(new Source(document));
   let kept = "";
-  let from = 0;
-  try {
-    for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
-      if (token.kind === TokenKind.STRING || token.kind === TokenKind.BLOCK_STRING) {
-        kept += `${document.slice(from, token.start)}""`;
-        from = token.end;
+  let rest = document;
+  for (;;) {
+    const lexer = new Lexer(new Source(rest));
+    let from = 0;
+    try {
+      for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
+        if (STRINGS.has(token.kind)) {
+          kept += `${rest.slice(from, token.start)}""`;
+          from = token.end;
+        }
       }
+      return kept + rest.slice(from);
+    } catch (error) {
+      const read = Math.max(from, lexer.token.end);
+      const at = error.positions?.[0] ?? rest.length;
+      // A string that does not end may be a secret still being typed: nothing from it on is kept.
+      if (rest.slice(read, at + 1).includes('"')) return kept + rest.slice(from, read);
+      // A character GraphQL does not allow is kept as typed, and the rest read on.
+      kept += rest.slice(from, at + 1);
+      rest = rest.slice(at + 1);
     }
-    return kept + document.slice(from);
-  } catch {
-    // What follows the last token read may be a string still being typed: it is not kept.
-    return kept + document.slice(from, Math.max(from, lexer.token.end));
   }
 }
 
