@@ -1,10 +1,14 @@
 // The Mandate playground: GraphiQL, bundled by build.mjs into gql/static/ and served by Mandate
 // itself, so it works where the internet is blocked. Operations are POSTed as JSON to the page's
-// own path (/graphql); the bearer token goes in the headers editor.
+// own path (/graphql), with the token of the Token field above the tabs (src/session.js); what the
+// browser keeps is in src/storage.js.
 import { setNonce } from "get-nonce";
 import { GraphiQL } from "graphiql";
-import { parse } from "graphql";
+import { useSyncExternalStore } from "react";
 import { createRoot } from "react-dom/client";
+import { createFetcher } from "./fetcher.js";
+import { createSession } from "./session.js";
+import { createKeptStorage } from "./storage.js";
 import "graphiql/style.css";
 import "./page.css";
 
@@ -12,10 +16,8 @@ import "./page.css";
 // admits it by the nonce the server gave this <script> element, and no other inline style.
 setNonce(document.currentScript?.nonce || undefined);
 
-const HEADERS = '{\n  "Authorization": "Bearer "\n}';
-
-const LOGIN = `# Log in. A "TWO_FACTOR_REQUIRED" status means: copy the token into the
-# headers below ("Bearer <token>"), then run VerifyTwoFactor with the code of your app.
+const LOGIN = `# Log in: the token it returns goes into the Token field at the top, and
+# every tab sends it. "TWO_FACTOR_REQUIRED": run VerifyTwoFactor next.
 mutation Login($email: String!, $password: String!) {
   login(email: $email, password: $password) {
     status
@@ -27,7 +29,8 @@ mutation Login($email: String!, $password: String!) {
 `;
 
 const VERIFY = `# The second factor: six digits from the authenticator app, or a recovery code.
-# Put the token from Login in the headers below; use the token this returns from then on.
+# It sends the token Login put in the Token field, and puts the full
+# session's token there.
 mutation VerifyTwoFactor($code: String!) {
   verifyTwoFactor(code: $code) {
     status
@@ -71,72 +74,51 @@ mutation SetEnforcement($accountId: ID!, $enforced: Boolean!) {
 
 const json = (value) => JSON.stringify(value, null, 2);
 
-const TABS = [
-  { query: LOGIN, variables: json({ email: "manager@example.org", password: "demo-password" }), headers: HEADERS },
-  { query: VERIFY, variables: json({ code: "123456" }), headers: HEADERS },
-  { query: TREE, variables: "{}", headers: HEADERS },
-  { query: ENFORCE, variables: json({ accountId: "", enforced: true }), headers: HEADERS },
+const EXAMPLES = [
+  { query: LOGIN, variables: json({ email: "manager@example.org", password: "demo-password" }) },
+  { query: VERIFY, variables: json({ code: "123456" }) },
+  { query: TREE, variables: "{}" },
+  { query: ENFORCE, variables: json({ accountId: "", enforced: true }) },
 ];
 
-// "Authorization": "Bearer " with no token yet is left out: the server takes an empty bearer for a
-// bad token (UNAUTHENTICATED), where no header means no session.
-function requestHeaders(headers) {
-  const sent = { "Content-Type": "application/json", Accept: "application/json" };
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    if (name.toLowerCase() === "authorization" && /^bearer\s*$/i.test(String(value).trim())) continue;
-    sent[name] = value;
-  }
-  return sent;
-}
+const session = createSession();
+const fetcher = createFetcher(session);
+const storage = createKeptStorage(EXAMPLES);
 
-// GraphiQL 4 reads the operation name 100 ms after an edit, so a run straight after one can carry
-// the name of the document before (Login, with "{ me { email } }"): send only a name the document
-// defines.
-function operationName(query, name) {
-  if (!name) return undefined;
-  try {
-    const names = parse(query)
-      .definitions.filter((definition) => definition.kind === "OperationDefinition")
-      .map((definition) => definition.name?.value);
-    return names.includes(name) ? name : undefined;
-  } catch {
-    return name; // the server explains the syntax error
-  }
-}
-
-async function fetcher(params, options) {
-  const body = { ...params, operationName: operationName(params.query, params.operationName) };
-  const response = await fetch(window.location.pathname, {
-    method: "POST",
-    headers: requestHeaders(options?.headers),
-    body: JSON.stringify(body),
-    credentials: "omit",
-  });
-  try {
-    return await response.json();
-  } catch {
-    return { errors: [{ message: `The server answered ${response.status} without JSON.` }] };
-  }
-}
-
-// GraphiQL 4 opens the first of `defaultTabs` without its variables; give them on a first visit
-// (later visits reopen the tabs GraphiQL kept in localStorage, tokens left out).
-function firstVisit() {
-  try {
-    return !window.localStorage.getItem("graphiql:tabState");
-  } catch {
-    return true;
-  }
+// The one place for the token: every tab sends it; typed here or set by a login.
+function TokenField() {
+  const token = useSyncExternalStore(session.subscribe, session.token);
+  return (
+    <div className="mandate-session">
+      <label htmlFor="mandate-token">Token</label>
+      <input
+        id="mandate-token"
+        type="text"
+        autoComplete="off"
+        spellCheck={false}
+        placeholder="none: log in with the Login tab, or paste a token"
+        value={token}
+        onChange={(event) => session.setToken(event.target.value)}
+      />
+      <button type="button" onClick={() => session.setToken("")} disabled={!token}>
+        Forget
+      </button>
+      <span>Sent as Authorization: Bearer by every tab. Kept in this page only: a reload forgets it.</span>
+    </div>
+  );
 }
 
 createRoot(document.getElementById("graphiql")).render(
-  <GraphiQL
-    fetcher={fetcher}
-    defaultTabs={TABS}
-    variables={firstVisit() ? TABS[0].variables : undefined}
-    defaultHeaders={HEADERS}
-    defaultEditorToolsVisibility="headers"
-    isHeadersEditorEnabled
-    shouldPersistHeaders={false}
-  />,
+  <div className="mandate-page">
+    <TokenField />
+    <div className="mandate-graphiql">
+      <GraphiQL
+        fetcher={fetcher}
+        storage={storage}
+        defaultEditorToolsVisibility="variables"
+        isHeadersEditorEnabled
+        shouldPersistHeaders={false}
+      />
+    </div>
+  </div>,
 );
