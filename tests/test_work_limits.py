@@ -72,10 +72,7 @@ async def test_the_issues_document_runs_no_resolver(api, forty, statements):
     # The cache's look is all: no session, no account was read (a document that runs no
     # resolver at all costs the same).
     token, group = forty
-    _, nothing = await statements_of(api, statements, "{ __typename }", token)
-    result, cost = await statements_of(api, statements, ISSUE, token, {"a": group})
-    refused(result)
-    assert cost == nothing
+    await refused_before_execution(api, statements, token, ISSUE, {"a": group})
 
 
 @pytest.mark.parametrize("query", [
@@ -90,8 +87,13 @@ async def test_the_issues_document_runs_no_resolver(api, forty, statements):
 ], ids=["sites-account-sites", "source", "descendants-parent", "memberships-account", "fragments", "inline-fragments"])
 async def test_going_back_into_a_list_below_a_list_is_refused_before_execution(api, forty, statements, query):
     token, _ = forty
+    await refused_before_execution(api, statements, token, query)
+
+
+async def refused_before_execution(api, statements, token: str, query: str, variables: dict | None = None) -> None:
+    """Refused, having cost no more SQL than a document that runs no resolver at all."""
     _, nothing = await statements_of(api, statements, "{ __typename }", token)
-    result, cost = await statements_of(api, statements, query, token)
+    result, cost = await statements_of(api, statements, query, token, variables)
     refused(result)
     assert cost == nothing
 
