@@ -13,6 +13,7 @@ TWO_FACTOR_SETUP_REQUIRED = "TWO_FACTOR_SETUP_REQUIRED"
 TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
 ENROLMENT_REQUIRED = "ENROLMENT_REQUIRED"
 TWO_FACTOR_ENFORCED = "TWO_FACTOR_ENFORCED"
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # the database does not answer (HTTP 503, with retryAfter)
 # Transport and validation codes (not in API.md's table; GraphQL-over-HTTP practice).
 BAD_REQUEST = "BAD_REQUEST"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
@@ -30,6 +31,7 @@ MESSAGES = {
     TWO_FACTOR_REQUIRED: "This session has passed the password only: call verifyTwoFactor.",
     ENROLMENT_REQUIRED: "Two-factor authentication is mandatory for you: enrol first.",
     TWO_FACTOR_ENFORCED: "Two-factor authentication is enforced for you and cannot be disabled.",
+    SERVICE_UNAVAILABLE: "The service cannot reach its database just now: try again shortly.",
 }
 
 
