@@ -27,13 +27,13 @@ from models.errors import BAD_REQUEST, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABL
 log = logging.getLogger("mandate.http")
 
 
-def outage_answer(error: BaseException, media_type: str, **payload: object) -> Response:
+def outage_answer(error: BaseException, media_type: str, payload: dict | None = None) -> Response:
     """503 for a database that does not answer; logged in a line, with no trace (it is no bug)."""
     log.warning("the database does not answer: %s: %s", type(error).__name__, error)
     current_request().outcome = SERVICE_UNAVAILABLE
     return error_answer(
         MandateError(SERVICE_UNAVAILABLE, retryAfter=RETRY_AFTER_SECONDS), 503, media_type,
-        {"Retry-After": str(RETRY_AFTER_SECONDS)}, **payload,
+        {"Retry-After": str(RETRY_AFTER_SECONDS)}, payload,
     )
 
 

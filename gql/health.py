@@ -23,7 +23,7 @@ async def _answer(request: Request, checks: dict) -> Response:
         except Exception as error:  # noqa: BLE001 - an outage is an answer; anything else, a bug
             if not is_outage(error):
                 raise
-            return outage_answer(error, media_type, status="unavailable", failed=name)
+            return outage_answer(error, media_type, {"status": "unavailable", "failed": name})
     return json_answer({"status": "ok"}, media_type=media_type)
 
 

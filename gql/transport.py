@@ -83,7 +83,7 @@ def json_answer(payload: dict, status: int = 200, media_type: str = JSON, header
 
 
 def error_answer(error: MandateError, status: int, media_type: str = JSON,
-                 headers: dict | None = None, **payload: object) -> Response:
-    """A GraphQL response with this one error and no `data` (nothing ran), plus `payload`."""
-    return json_answer({**payload, "errors": [{"message": error.message, "extensions": error.extensions}]},
-                       status, media_type, headers)
+                 headers: dict | None = None, payload: dict | None = None) -> Response:
+    """A GraphQL response with this one error and no `data` (nothing ran), after `payload`."""
+    body = {**(payload or {}), "errors": [{"message": error.message, "extensions": error.extensions}]}
+    return json_answer(body, status, media_type, headers)

@@ -57,7 +57,8 @@ def is_outage(error: BaseException | None) -> bool:
     """Whether this error, or one it wraps, means the database does not answer or take writes.
 
     tortoise wraps the driver's errors (OperationalError(exc), TransactionManagementError(exc)),
-    sometimes with `from`, sometimes without: follow the cause, the context and the argument.
+    with `from` or without: follow the cause and the arguments. Never the context: a bug met
+    while handling an outage is still a bug.
     """
     seen: set[int] = set()
     pending = [error]
@@ -68,7 +69,7 @@ def is_outage(error: BaseException | None) -> bool:
         seen.add(id(current))
         if _is_outage_itself(current):
             return True
-        pending += [current.__cause__, current.__context__]
+        pending.append(current.__cause__)
         pending += [arg for arg in current.args if isinstance(arg, BaseException)]
     return False
 
