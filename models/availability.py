@@ -48,6 +48,10 @@ def _is_outage_itself(error: BaseException) -> bool:
         return True
     if isinstance(error, asyncpg.InterfaceError):  # asyncpg's "connection is closed"
         return "closed" in str(error)
+    if isinstance(error, asyncpg.InternalClientError):
+        # A pooled connection that the server broke off while it was idle (its FATAL came before
+        # the socket's end): asyncpg left it discarding input (its state 2) and hands it out.
+        return "another operation (2) is in progress" in str(error)
     if isinstance(error, sqlite3.OperationalError):
         return str(error).lower().startswith(_SQLITE_OUTAGES)
     return False
