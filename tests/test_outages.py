@@ -27,10 +27,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiosqlite
+import asyncpg
 import httpx
 import pyotp
 import pytest
+import tortoise.exceptions
 from tortoise import connections
+from tortoise.backends.asyncpg.client import TransactionWrapper
+from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 
 from gql import observability, response_cache
 from gql.app import create_app
@@ -492,3 +496,21 @@ def _is_incident(line: str) -> bool:
     if not line.startswith("{"):
         return "Traceback" in line
     return json.loads(line)["level"] in ("error", "critical")
+
+
+async def test_a_failed_begin_gives_back_the_connection_it_took(client, monkeypatch):
+    """During a restart BEGIN can fail on a connection just taken; tortoise kept such connections
+    (asyncpg's pool has five; SQLite has one), and every later transaction waited for ever."""
+    postgres = connections.get("default").capabilities.dialect == "postgres"
+
+    async def broken_begin(self):
+        if postgres:
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+        raise tortoise.exceptions.OperationalError(sqlite3.OperationalError("disk I/O error"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TransactionWrapper if postgres else SqliteTransactionWrapper, "begin", broken_begin)
+        for _ in range(8):  # more than the pool holds
+            assert_unavailable(await client.get("/readyz"), status="unavailable", failed="writes")
+    ready = await client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
