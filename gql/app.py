@@ -1,43 +1,66 @@
-"""The ASGI app: POST /graphql (JSON only), the playground on GET, /healthz."""
+"""The ASGI app: POST /graphql (JSON only), the playground on GET, /healthz and /readyz."""
 
 from __future__ import annotations
 
-import logging
 from contextlib import asynccontextmanager
 
 import orjson
-from graphql import OperationType
+from graphql import GraphQLError, OperationType
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
+from strawberry.types import ExecutionResult
 from tortoise.contrib.starlette import RegisterTortoise
 
 from gql import observability, playground
 from gql.context import Context
-from gql.errors import format_error
-from gql.limits import refused_as_too_complex, within_budget
+from gql.errors import format_error, is_expected
+from gql.failures import EXCEPTION_HANDLERS, AnswerFailures
+from gql.health import healthz, readyz
+from gql.limits import within_budget
 from gql.proxies import ClientAddress
 from gql.response_cache import LANE_KEY, CachedAnswers, ResponseCache
-from gql.transport import is_json, read_body
+from gql.transport import (
+    JSON, content_type, error_answer, is_json, json_answer, read_body, response_media_type,
+)
 from gql.validation import selected_operation
 from gql.schema import build_schema
 from mandate.config import get_settings
 from mandate.db import tortoise_config
 from models import cleanup, crypto
-from models.errors import BAD_REQUEST
-from models.sql import fetch
-
-log = logging.getLogger("mandate.http")
+from models.availability import is_outage
+from models.errors import BAD_REQUEST, MandateError
 
 
-def _json(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+def _refusal(status: int, message: str, media_type: str, headers: dict | None = None) -> Response:
+    return error_answer(MandateError(BAD_REQUEST, message), status, media_type, headers)
 
 
-def _refusal(status: int, message: str, headers: dict | None = None) -> Response:
-    return _json({"errors": [{"message": message, "extensions": {"code": BAD_REQUEST}}]}, status, headers)
+def _executed(result: ExecutionResult) -> bool:
+    """Whether execution began: errors met before it (parse, validation, variables, the
+    operation's type) carry no path and leave no data; a field's error carries its path."""
+    return result.data is not None or any(error.path for error in result.errors or ())
+
+
+def _not_executed_status(errors: list[GraphQLError], media_type: str) -> int:
+    """GraphQL over HTTP: application/json answers a well-formed request 200 whatever its
+    errors; application/graphql-response+json says 400 when the request was at fault, else 500."""
+    if media_type == JSON:
+        return 200
+    return 400 if all(is_expected(error) for error in errors) else 500
+
+
+def _answer_with_errors(result: ExecutionResult, media_type: str) -> Response:
+    for error in result.errors:
+        if is_outage(error.original_error):
+            raise error.original_error  # AnswerFailures answers 503, with no partial data
+    payload: dict = {"errors": [format_error(error) for error in result.errors]}
+    if not _executed(result):
+        return json_answer(payload, _not_executed_status(result.errors, media_type), media_type)
+    payload["data"] = result.data  # null or partial: the operation ran
+    return json_answer(payload, 200, media_type)
 
 
 def _no_operation_message(operation_name: str | None) -> str:
@@ -53,42 +76,45 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
     cache = ResponseCache(settings.response_cache_mb * 2**20) if settings.response_cache_mb > 0 else None
 
     async def graphql(request: Request) -> Response:
+        media_type = response_media_type(request.headers.get("accept"))
         if request.method == "GET":
             if settings.playground and "text/html" in request.headers.get("accept", ""):
                 return playground.page()
             return _refusal(
-                405, "Send operations by POST with Content-Type: application/json.", {"Allow": "POST"}
+                405, "Send operations by POST with Content-Type: application/json.", media_type, {"Allow": "POST"}
             )
         if not is_json(request.headers.get("content-type", "")):
-            return _refusal(415, "Only Content-Type: application/json is accepted.")
+            return _refusal(415, "Only Content-Type: application/json is accepted.", media_type)
         # What the cache's lane read, when it is on (a held answer never reaches here).
         body, glance, caller = request.scope.get(LANE_KEY) or (
             await read_body(request.receive, request.headers.get("content-length"), settings.max_body_bytes),
             None, None,
         )
         if body is None:
-            return _refusal(413, f"The request body is over {settings.max_body_bytes} bytes.")
+            return _refusal(413, f"The request body is over {settings.max_body_bytes} bytes.", media_type)
 
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return _refusal(400, "The body is not valid JSON.")
+            return _refusal(400, "The body is not valid JSON.", media_type)
         if isinstance(payload, list):
-            return _refusal(400, "Batched requests are not accepted: send one operation per request.")
+            return _refusal(400, "Batched requests are not accepted: send one operation per request.", media_type)
         if not isinstance(payload, dict):
-            return _refusal(400, "The body must be a JSON object with a 'query'.")
-        query, variables, operation_name = (
-            payload.get("query"), payload.get("variables"), payload.get("operationName")
+            return _refusal(400, "The body must be a JSON object with a 'query'.", media_type)
+        query, variables, operation_name, extensions = (
+            payload.get("query"), payload.get("variables"), payload.get("operationName"), payload.get("extensions")
         )
         if not isinstance(query, str) or not query.strip():
-            return _refusal(400, "'query' must be a non-empty string.")
+            return _refusal(400, "'query' must be a non-empty string.", media_type)
         if variables is not None and not isinstance(variables, dict):
-            return _refusal(400, "'variables' must be an object.")
+            return _refusal(400, "'variables' must be an object.", media_type)
         if operation_name is not None and not isinstance(operation_name, str):
-            return _refusal(400, "'operationName' must be a string.")
+            return _refusal(400, "'operationName' must be a string.", media_type)
+        if extensions is not None and not isinstance(extensions, dict):
+            return _refusal(400, "'extensions' must be an object.", media_type)
         operation = selected_operation(query, operation_name)
         if operation is None:
-            return _refusal(400, _no_operation_message(operation_name))
+            return _refusal(400, _no_operation_message(operation_name), media_type)
 
         context = Context(request)
         result = await within_budget(context.work, schema.execute(
@@ -98,22 +124,12 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             operation_name=operation_name,
         ))
         observability.note_execution(query, operation_name, result.errors)
-        if refused_as_too_complex(result):  # the refusal alone: no data, not even null
-            return _json({"errors": [format_error(error) for error in result.errors]})
         if result.errors:
-            return _json({"errors": [format_error(error) for error in result.errors], "data": result.data})
+            return _answer_with_errors(result, media_type)
         answer = orjson.dumps({"data": result.data})
         if cache is not None and caller is not None and operation is OperationType.QUERY:
             cache.put(glance, caller, body, answer)
-        return Response(answer, media_type="application/json")
-
-    async def healthz(request: Request) -> Response:
-        try:
-            await fetch("SELECT 1 AS ok")
-        except Exception:  # noqa: BLE001 - any failure means the database does not answer
-            log.exception("health check failed")
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        return Response(answer, media_type=content_type(media_type))
 
     @asynccontextmanager
     async def database(app: Starlette):
@@ -134,11 +150,14 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             Route("/graphql", graphql, methods=["GET", "POST"]),
             *([playground.ASSET_ROUTE] if settings.playground else []),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(ClientAddress, trusted=settings.trusted_proxies),  # first: all after read its address
             Middleware(observability.Observability, settings=settings),  # logs, /metrics
+            Middleware(AnswerFailures),  # JSON for any failure; 503 when the database does not answer
             *([Middleware(CachedAnswers, cache=cache, max_body_bytes=settings.max_body_bytes)] if cache is not None else []),
         ],
     )

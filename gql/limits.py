@@ -238,7 +238,3 @@ async def within_budget(work: Work, execution: Awaitable[ExecutionResult]) -> Ex
     if work.refusal is not None:
         return ExecutionResult(errors=[GraphQLError(work.refusal.message, extensions={"code": QUERY_TOO_COMPLEX})])
     return result
-
-
-def refused_as_too_complex(result: ExecutionResult) -> bool:
-    return any((error.extensions or {}).get("code") == QUERY_TOO_COMPLEX for error in result.errors or ())

@@ -50,7 +50,7 @@ log = logging.getLogger("mandate.observability")
 OK = "ok"
 INVALID = "invalid"     # a document refused before it ran: its fields name nothing
 _REFUSED_CODES = frozenset({BAD_REQUEST, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED})
-_ROUTES = {"/graphql": "graphql", "/healthz": "healthz"}
+_ROUTES = {"/graphql": "graphql", "/healthz": "healthz", "/readyz": "readyz"}
 _INCOMING_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
 
 

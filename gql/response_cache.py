@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from gql import observability
 from gql.context import bearer_of
-from gql.transport import is_json, read_body
+from gql.transport import content_type, is_json, read_body, response_media_type
 from models.sessions import Glance, glance
 
 # In the ASGI scope, what the lane read, for the handler not to read it again:
@@ -93,8 +93,9 @@ class CachedAnswers:
                 caller = () if token is None else seen.caller
                 if caller is not None and (hit := self.cache.get(seen, caller, body)) is not None:
                     observability.note_cache_hit(body, seen.user_id)
+                    media_type = content_type(response_media_type(headers.get(b"accept"))).encode()
                     await send({"type": "http.response.start", "status": 200, "headers": [
-                        (b"content-type", b"application/json"), (b"content-length", str(len(hit)).encode()),
+                        (b"content-type", media_type), (b"content-length", str(len(hit)).encode()),
                     ]})
                     await send({"type": "http.response.body", "body": hit})
                     return

@@ -29,6 +29,7 @@ from gql.totp import TotpMutations
 from gql.users import UserNode
 from gql import validation
 from gql.validation import OneAttemptPerDocument
+from models.availability import is_outage
 
 log = logging.getLogger("mandate.graphql")
 
@@ -46,8 +47,9 @@ Mutation = merge_types("Mutation", (AuthMutations, TotpMutations, EnforcementMut
 class MandateSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Expected errors are answers, not incidents; only the unexpected are logged, with a trace.
+        # (An outage is logged once, in a line, where it is answered: gql/failures.py.)
         for error in errors:
-            if not is_expected(error):
+            if not is_expected(error) and not is_outage(error.original_error):
                 log.error("unexpected error in %s", error.path, exc_info=error.original_error or error)
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
 from tortoise import Tortoise
+from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
+from tortoise.backends.base.client import TransactionContextPooled
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from mandate.config import get_settings
@@ -22,17 +26,58 @@ async def _keep_session(connection) -> None:
     is nothing to reset."""
 
 
-def _connection(database_url: str) -> str | dict:
+class _GivenBackOnFailedBegin:
+    """tortoise 1.1 enters a transaction by taking a connection (from asyncpg's pool; SQLite's
+    one connection's lock), then sending BEGIN. When BEGIN fails (a connection a restart broke),
+    it never gives the connection back: five such failures empty the pool, one locks SQLite, and
+    every later transaction of the process waits forever. Give it back, then raise."""
+
+    async def __aenter__(self):
+        try:
+            return await super().__aenter__()
+        except BaseException as error:
+            if hasattr(self, "token"):  # set once the connection is taken, just before BEGIN
+                with contextlib.suppress(Exception):  # the rollback fails; the release is in its finally
+                    await self.__aexit__(type(error), error, error.__traceback__)
+            raise
+
+
+class _PooledTransaction(_GivenBackOnFailedBegin, TransactionContextPooled):
+    pass
+
+
+class _SqliteTransaction(_GivenBackOnFailedBegin, SqliteTransactionContext):
+    pass
+
+
+class PostgresClient(AsyncpgDBClient):
+    def _in_transaction(self) -> _PooledTransaction:
+        return _PooledTransaction(TransactionWrapper(self), self._pool_init_lock)
+
+
+class SqliteFileClient(SqliteClient):
+    def _in_transaction(self) -> _SqliteTransaction:
+        return _SqliteTransaction(SqliteTransactionWrapper(self), self._lock)
+
+
+def get_client_class(db_info: dict) -> type:
+    """tortoise's engine hook (this module is the engine of every connection): its own clients,
+    with transactions that give back what a failed BEGIN took."""
+    return SqliteFileClient if "file_path" in db_info["credentials"] else PostgresClient
+
+
+def _connection(database_url: str, migrating: bool) -> dict:
     config = expand_db_url(database_url)
-    if config["engine"] != "tortoise.backends.asyncpg":
-        return database_url
-    config["credentials"]["reset"] = _keep_session
+    if config["engine"] == "tortoise.backends.asyncpg":
+        config["credentials"]["reset"] = _keep_session
+    if not migrating:  # tortoise's migrator picks its schema editor by its own clients' modules
+        config["engine"] = __name__
     return config
 
 
-def tortoise_config(database_url: str | None = None) -> dict:
+def tortoise_config(database_url: str | None = None, *, migrating: bool = False) -> dict:
     return {
-        "connections": {"default": _connection(database_url or get_settings().database_url)},
+        "connections": {"default": _connection(database_url or get_settings().database_url, migrating)},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
@@ -49,7 +94,7 @@ class _LazyConfig(dict):
     """For the `tortoise` command (pyproject's [tool.tortoise]): read DATABASE_URL when asked."""
 
     def __init__(self) -> None:
-        super().__init__(tortoise_config())
+        super().__init__(tortoise_config(migrating=True))
 
 
 TORTOISE_ORM = _LazyConfig()
@@ -58,7 +103,7 @@ TORTOISE_ORM = _LazyConfig()
 async def migrate(database_url: str | None = None, progress: Callable[[str, str, str], object] | None = None) -> None:
     """Apply pending migrations, then leave tortoise closed; `progress(event, app, name)` hears each step."""
     try:
-        await tortoise_migrate(config=tortoise_config(database_url), progress=progress)
+        await tortoise_migrate(config=tortoise_config(database_url, migrating=True), progress=progress)
     finally:
         await Tortoise.close_connections()
 

@@ -14,6 +14,7 @@ TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
 ENROLMENT_REQUIRED = "ENROLMENT_REQUIRED"
 TWO_FACTOR_ENFORCED = "TWO_FACTOR_ENFORCED"
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # the database does not answer (HTTP 503, with retryAfter)
 # Transport and validation codes (not in API.md's table; GraphQL-over-HTTP practice).
 BAD_REQUEST = "BAD_REQUEST"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
@@ -32,6 +33,7 @@ MESSAGES = {
     ENROLMENT_REQUIRED: "Two-factor authentication is mandatory for you: enrol first.",
     TWO_FACTOR_ENFORCED: "Two-factor authentication is enforced for you and cannot be disabled.",
     QUERY_TOO_COMPLEX: "The document asks for more work than one request may do: ask for less.",
+    SERVICE_UNAVAILABLE: "The service cannot reach its database just now: try again shortly.",
 }
 
 
