@@ -97,11 +97,11 @@ async def check_database_answers() -> None:
 async def check_database_accepts_writes() -> None:
     """/readyz: a write can begin now. A DELETE that matches nothing, rolled back, takes what
     any write takes (SQLite's write lock; PostgreSQL refuses it in a read-only transaction, on a
-    standby too) and changes nothing: no row, no trigger, no data version."""
+    standby too) and changes nothing (throttles have no trigger: no data version moves)."""
 
     async def write_nothing() -> None:
         async with in_transaction() as connection:
-            await connection.execute_query("DELETE FROM mandate_data_version WHERE 1 = 0")
+            await connection.execute_query("DELETE FROM throttles WHERE 1 = 0")
             await connection.rollback()
 
     await _within_timeout(write_nothing, "take a write")

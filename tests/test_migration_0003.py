@@ -21,7 +21,7 @@ from mandate.db import tortoise_config
 
 async def main():
     try:
-        await migrate(config=tortoise_config(sys.argv[1]), target="models.0002_data_version")
+        await migrate(config=tortoise_config(sys.argv[1], migrating=True), target="models.0002_data_version")
     finally:
         await Tortoise.close_connections()  # else aiosqlite's thread keeps the process alive
 
