@@ -9,19 +9,7 @@ from typing import Any, Iterator
 from graphql import BREAK, DocumentNode, Visitor, visit
 from strawberry.extensions import SchemaExtension
 
-from models.text import is_storable, refuse_unstorable
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+from models.text import is_storable, refuse_unstorable, strings_in
 
 
 class _FirstUnstorableLiteral(Visitor):
@@ -54,7 +42,7 @@ def _may_hold_unstorable(source: str | None) -> bool:
 
 def refuse_unstorable_request(document: DocumentNode, variables: dict[str, Any] | None, source: str | None = None) -> None:
     for name, value in (variables or {}).items():
-        for text in _strings(value):
+        for _, text in strings_in(value):
             refuse_unstorable(text, name)
     if not _may_hold_unstorable(source):
         return

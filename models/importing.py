@@ -19,7 +19,7 @@ from models.credentials import set_password_by_operator
 from models.crypto import hash_password
 from models.errors import MandateError
 from models.tables import Account, Membership, Role, Site, SiteMembership, User
-from models.text import refuse_unstorable
+from models.text import refuse_unstorable, strings_in
 from models.users import MIN_PASSWORD_LENGTH, Lookalikes, check_name, check_password, known_emails, normalise_email
 
 
@@ -76,23 +76,11 @@ def _checked(where: str, check, value):
         raise ImportFileError(f"{where}: {exc.message}") from None
 
 
-def _refuse_unstorable_anywhere(value: Any, where: str) -> None:
-    """Every string of the file, keys included, before anything is read from it."""
-    if isinstance(value, str):
-        _checked(where, refuse_unstorable, value)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _refuse_unstorable_anywhere(item, f"{where}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_unstorable_anywhere(key, f"{where} (a key)")
-            _refuse_unstorable_anywhere(item, f"{where}.{key}" if where else key)
-
-
 async def import_data(data: Any) -> ImportSummary:
     if not isinstance(data, dict):
         raise ImportFileError("the file must hold a JSON object with 'users' and/or 'accounts'")
-    _refuse_unstorable_anywhere(data, "")
+    for where, text in strings_in(data):  # every string of the file, keys included, before anything is read
+        _checked(where, refuse_unstorable, text)
     summary = ImportSummary()
     async with in_transaction():
         for i, entry in enumerate(_list(data.get("users"), "users")):

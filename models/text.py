@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Iterator
 
 from models.errors import bad_input
 
@@ -21,3 +22,16 @@ def refuse_unstorable(value: str, argument: str | None = None) -> str:
         what = f"'{argument}'" if argument else "The text"
         raise bad_input(f"{what} holds a NUL (U+0000) or a lone surrogate (U+D800 to U+DFFF): refused.", argument)
     return value
+
+
+def strings_in(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every string of a JSON value, keys included, with where it stands (`accounts[0].name`)."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from strings_in(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{where} (a key)", key
+            yield from strings_in(item, f"{where}.{key}" if where else key)
