@@ -128,6 +128,18 @@ def _wait_until_healthy(process: subprocess.Popen, base_url: str, log: Path) -> 
     raise AssertionError(f"mandate serve did not answer /healthz: {log.read_text()}")
 
 
+def _stop(*processes: subprocess.Popen) -> None:
+    """Stop servers started by a test: all asked at once, each killed if it will not go."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture(scope="module")
 async def served(database_url, tmp_path_factory):
     """`mandate serve` on a database it finds unmigrated, for the whole module."""
@@ -146,12 +158,7 @@ async def served(database_url, tmp_path_factory):
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
             yield Served(mandate, Api(client), log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
         await drop()
 
 

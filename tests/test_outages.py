@@ -40,7 +40,7 @@ from gql import observability, response_cache
 from gql.app import create_app
 from models.tables import Session
 from tests.conftest import BACKENDS, CLIENT_ADDRESS, Api, _on_server
-from tests.test_cli import COMMAND, Mandate, _backend, _free_port, _wait_until_healthy
+from tests.test_cli import COMMAND, Mandate, _backend, _free_port, _stop, _wait_until_healthy
 from tests.test_login import CLINIC, MANAGER, MEMBER, SET_ENFORCEMENT
 from tests.test_transport import client_with_settings
 
@@ -455,14 +455,7 @@ async def test_a_postgres_restart_under_load_answers_json_and_loses_no_acknowled
             for client in clients:
                 await client.aclose()
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(*processes)
 
     answers = load.answers
     statuses = Counter(a.status for a in answers)

@@ -26,7 +26,7 @@ import pytest
 
 from models.crypto import digest
 from tests.conftest import PASSWORD, Api, Result
-from tests.test_cli import COMMAND, Mandate, _backend, _free_port, _new_database, _wait_until_healthy
+from tests.test_cli import COMMAND, Mandate, _backend, _free_port, _new_database, _stop, _wait_until_healthy
 
 RACERS = 20
 # Each race is run this many times, by a user of its own each time: the defence must hold every
@@ -83,14 +83,7 @@ async def two_servers(database_url, tmp_path_factory):
             for client in clients:
                 await client.aclose()
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(*processes)
         await drop()
 
 
