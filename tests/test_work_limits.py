@@ -197,3 +197,34 @@ async def test_a_request_that_waits_past_its_time_is_refused(api, forty, monkeyp
     health = await client.get("/healthz")
     assert health.status_code == 200 and not request.done()
     refused(await request, "took longer")
+
+
+@pytest.mark.parametrize("patience", [0.0, None], ids=["breathing", "never"])
+async def test_a_request_that_holds_the_loop_lets_other_callers_in_between_levels(api, forty, monkeypatch, patience):
+    """Twenty aliased levels of children, loaded in one batch, would all be completed in one turn
+    of the event loop; a request that has held it past its patience lets others in between them.
+    ("never" is the same request with breathing switched off: the control that shows the test can
+    tell the two apart.)"""
+    token, _ = forty
+    monkeypatch.setattr(limits, "BREATHE_AFTER_SECONDS", float("inf") if patience is None else patience)
+    completed = [0]
+    spend = limits.Work.spend_object
+
+    def counted(self):
+        completed[0] += 1
+        return spend(self)
+
+    monkeypatch.setattr(limits.Work, "spend_object", counted)
+    query = "{ accounts { " + " ".join(f"c{n}: children {{ id }}" for n in range(20)) + " } }"
+    request = asyncio.ensure_future(api.gql(query, token=token))
+    seen: list[int] = []
+    while not request.done():  # one look per turn of the loop: what another caller would get
+        seen.append(completed[0])
+        await asyncio.sleep(0)
+    assert not request.result().errors, request.result().body
+    per_turn = [after - before for before, after in zip(seen, [*seen[1:], completed[0]])]
+    assert sum(per_turn) == 1 + 20 * 40
+    if patience is None:
+        assert max(per_turn) == 20 * 40, per_turn  # every level in one turn: nobody else got in
+    else:
+        assert max(per_turn) <= 40, [n for n in per_turn if n]  # one level of 40 per turn at most
