@@ -32,8 +32,8 @@ from tortoise.backends.base.config_generator import expand_db_url
 
 from mandate import db
 from mandate.config import reload_settings
-from models import audit
-from models.crypto import encrypt_secret, hash_password
+from mandate.models import audit
+from mandate.models.crypto import encrypt_secret, hash_password
 
 MANAGER_EMAIL = "manager@bench.example.org"
 PASSWORD = "bench-password"

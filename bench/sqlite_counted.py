@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     if args.server == "mandate":
-        from gql.app import create_app
+        from mandate.gql.app import create_app
 
         app = create_app()
     else:

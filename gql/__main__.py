@@ -1,9 +1,9 @@
-"""`python -m gql` writes the served schema's SDL to schema.graphql (or to the path given)."""
+"""`python -m mandate.gql` writes the served schema's SDL to schema.graphql (or to the path given)."""
 
 import sys
 from pathlib import Path
 
-from gql.schema import build_schema
+from mandate.gql.schema import build_schema
 
 
 def main() -> None:

@@ -8,19 +8,19 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import strawberry
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 
-from gql.audit import DEFAULT_PAGE
-from gql.ids import from_global_id, pk_of, to_global_id
-from gql.loaders import is_loaded, loaded
-from gql.node import Node
-from gql.permissions import CanReadAccount, IsFullSession, IsManagerHere
-from gql.users import Role, UserNode
-from models.errors import NOT_FOUND, MandateError, bad_input
-from models.reach import AccountRow, AccountView, subtree
-from models.tables import Site
+from mandate.gql.audit import DEFAULT_PAGE
+from mandate.gql.ids import from_global_id, pk_of, to_global_id
+from mandate.gql.loaders import is_loaded, loaded
+from mandate.gql.node import Node
+from mandate.gql.permissions import CanReadAccount, IsFullSession, IsManagerHere
+from mandate.gql.users import Role, UserNode
+from mandate.models.errors import NOT_FOUND, MandateError, bad_input
+from mandate.models.reach import AccountRow, AccountView, subtree
+from mandate.models.tables import Site
 
 if TYPE_CHECKING:
-    from gql.audit import AuditEventConnection
-    from gql.enforcement import ComplianceNode
+    from mandate.gql.audit import AuditEventConnection
+    from mandate.gql.enforcement import ComplianceNode
 
 
 def not_found() -> MandateError:
@@ -145,8 +145,8 @@ class AccountNode(Node):
         )
 
     @strawberry.field(permission_classes=[CanReadAccount, IsManagerHere])
-    async def two_factor_compliance(self) -> Annotated["ComplianceNode", strawberry.lazy("gql.enforcement")]:
-        from gql.enforcement import ComplianceNode
+    async def two_factor_compliance(self) -> Annotated["ComplianceNode", strawberry.lazy("mandate.gql.enforcement")]:
+        from mandate.gql.enforcement import ComplianceNode
 
         return ComplianceNode(account_id=self.view.row.id)
 
@@ -156,8 +156,8 @@ class AccountNode(Node):
     )
     async def audit_events(
         self, first: Optional[int] = DEFAULT_PAGE, after: Optional[str] = None
-    ) -> Annotated["AuditEventConnection", strawberry.lazy("gql.audit")]:
-        from gql.audit import AuditEventConnection
+    ) -> Annotated["AuditEventConnection", strawberry.lazy("mandate.gql.audit")]:
+        from mandate.gql.audit import AuditEventConnection
 
         return await AuditEventConnection.page(self.view.row.id, first, after)
 

@@ -14,24 +14,24 @@ from starlette.routing import Route
 from strawberry.types import ExecutionResult
 from tortoise.contrib.starlette import RegisterTortoise
 
-from gql import observability, playground
-from gql.context import Context
-from gql.errors import format_error, is_expected
-from gql.failures import EXCEPTION_HANDLERS, AnswerFailures
-from gql.health import healthz, readyz
-from gql.limits import within_budget
-from gql.proxies import ClientAddress
-from gql.response_cache import LANE_KEY, CachedAnswers, ResponseCache
-from gql.transport import (
+from mandate.gql import observability, playground
+from mandate.gql.context import Context
+from mandate.gql.errors import format_error, is_expected
+from mandate.gql.failures import EXCEPTION_HANDLERS, AnswerFailures
+from mandate.gql.health import healthz, readyz
+from mandate.gql.limits import within_budget
+from mandate.gql.proxies import ClientAddress
+from mandate.gql.response_cache import LANE_KEY, CachedAnswers, ResponseCache
+from mandate.gql.transport import (
     JSON, content_type, error_answer, is_json, json_answer, read_body, response_media_type,
 )
-from gql.validation import selected_operation
-from gql.schema import build_schema
+from mandate.gql.validation import selected_operation
+from mandate.gql.schema import build_schema
 from mandate.config import get_settings
 from mandate.db import tortoise_config
-from models import cleanup, crypto
-from models.availability import is_outage
-from models.errors import BAD_REQUEST, MandateError
+from mandate.models import cleanup, crypto
+from mandate.models.availability import is_outage
+from mandate.models.errors import BAD_REQUEST, MandateError
 
 
 def _refusal(status: int, message: str, media_type: str, headers: dict | None = None) -> Response:

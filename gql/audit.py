@@ -9,9 +9,9 @@ from typing import Optional
 
 import strawberry
 
-from gql.users import UserNode
-from models import enforcement
-from models.errors import bad_input
+from mandate.gql.users import UserNode
+from mandate.models import enforcement
+from mandate.models.errors import bad_input
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200

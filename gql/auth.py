@@ -7,11 +7,11 @@ from typing import Optional
 
 import strawberry
 
-from gql.permissions import HasSession, IsPasswordOnlySession
-from gql.users import UserNode
-from models import sessions, totp
-from models.errors import TWO_FACTOR_REQUIRED, MandateError
-from models.sessions import Access
+from mandate.gql.permissions import HasSession, IsPasswordOnlySession
+from mandate.gql.users import UserNode
+from mandate.models import sessions, totp
+from mandate.models.errors import TWO_FACTOR_REQUIRED, MandateError
+from mandate.models.sessions import Access
 
 LoginStatus = strawberry.enum(
     sessions.LoginStatus,

@@ -8,14 +8,14 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
-from gql import loaders
-from gql.limits import Work
-from gql.observability import current_request
+from mandate.gql import loaders
+from mandate.gql.limits import Work
+from mandate.gql.observability import current_request
 from mandate.config import get_settings
-from models.errors import UNAUTHENTICATED, MandateError
-from models.reach import Viewer
-from models.sessions import Access, access_of, authenticate
-from models.tables import Session
+from mandate.models.errors import UNAUTHENTICATED, MandateError
+from mandate.models.reach import Viewer
+from mandate.models.sessions import Access, access_of, authenticate
+from mandate.models.tables import Session
 
 
 def bearer_token(headers: Headers) -> tuple[str | None, bool]:

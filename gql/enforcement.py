@@ -7,12 +7,12 @@ from typing import Optional
 
 import strawberry
 
-from gql.accounts import AccountNode, reachable_account
-from gql.ids import pk_of, to_global_id
-from gql.permissions import HasOwnTwoFactor, IsFullSession, ManagesAccount
-from gql.users import UserNode
-from models import enforcement
-from models.errors import bad_input
+from mandate.gql.accounts import AccountNode, reachable_account
+from mandate.gql.ids import pk_of, to_global_id
+from mandate.gql.permissions import HasOwnTwoFactor, IsFullSession, ManagesAccount
+from mandate.gql.users import UserNode
+from mandate.models import enforcement
+from mandate.models.errors import bad_input
 
 
 MAX_PENDING_PAGE = 1000

@@ -7,7 +7,7 @@ import re
 from graphql import GraphQLError, GraphQLSyntaxError
 
 from mandate.config import get_settings
-from models.errors import (
+from mandate.models.errors import (
     BAD_USER_INPUT,
     GRAPHQL_PARSE_FAILED,
     GRAPHQL_VALIDATION_FAILED,

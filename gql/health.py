@@ -7,9 +7,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gql.failures import outage_answer
-from gql.transport import json_answer, response_media_type
-from models.availability import check_database_accepts_writes, check_database_answers, is_outage
+from mandate.gql.failures import outage_answer
+from mandate.gql.transport import json_answer, response_media_type
+from mandate.models.availability import check_database_accepts_writes, check_database_answers, is_outage
 
 LIVENESS = {"database": check_database_answers}
 READINESS = {"database": check_database_answers, "writes": check_database_accepts_writes}

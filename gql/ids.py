@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import strawberry
 
-from models.errors import bad_input
+from mandate.models.errors import bad_input
 
 TYPES = ("Account", "Site", "User")
 

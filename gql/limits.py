@@ -43,7 +43,7 @@ from graphql import (
     is_object_type,
 )
 
-from models.errors import QUERY_TOO_COMPLEX, MandateError
+from mandate.models.errors import QUERY_TOO_COMPLEX, MandateError
 
 WORK_SECONDS = 2.0  # API.md: "its answer or refusal comes within 2 seconds of work"
 # A request that waits (on the database) rather than works is ended by the wall clock, later.

@@ -6,10 +6,10 @@ from typing import Any, Hashable
 
 from strawberry.dataloader import DataLoader
 
-from models.enforcement import users_bound_to_two_factor
-from models.reach import ACCOUNT_COLUMNS, AccountRow
-from models.sql import fetch, in_list
-from models.tables import User
+from mandate.models.enforcement import users_bound_to_two_factor
+from mandate.models.reach import ACCOUNT_COLUMNS, AccountRow
+from mandate.models.sql import fetch, in_list
+from mandate.models.tables import User
 
 
 # Raw SQL for the two loads a tree makes per level: the ORM's query building costs more than

@@ -32,17 +32,17 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from gql.errors import format_error
+from mandate.gql.errors import format_error
 from mandate.config import Settings
 from mandate.logs import REQUEST_LOGGER
-from models.errors import (
+from mandate.models.errors import (
     BAD_REQUEST,
     GRAPHQL_PARSE_FAILED,
     GRAPHQL_VALIDATION_FAILED,
     INVALID_CODE,
     RATE_LIMITED,
 )
-from models.sql import fetch
+from mandate.models.sql import fetch
 
 request_log = logging.getLogger(REQUEST_LOGGER)
 log = logging.getLogger("mandate.observability")

@@ -11,16 +11,16 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from gql.ids import pk_of
-from models.enforcement import require_manager, require_own_two_factor
-from models.errors import (
+from mandate.gql.ids import pk_of
+from mandate.models.enforcement import require_manager, require_own_two_factor
+from mandate.models.errors import (
     ENROLMENT_REQUIRED,
     FORBIDDEN,
     TWO_FACTOR_REQUIRED,
     UNAUTHENTICATED,
     MandateError,
 )
-from models.sessions import Access
+from mandate.models.sessions import Access
 
 _CODE_FOR_ACCESS = {
     Access.ANONYMOUS: UNAUTHENTICATED,

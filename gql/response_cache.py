@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from starlette.requests import ClientDisconnect
 
-from gql import observability
-from gql.context import bearer_of
-from gql.transport import content_type, is_json, read_body, response_media_type
-from models.sessions import Glance, glance
+from mandate.gql import observability
+from mandate.gql.context import bearer_of
+from mandate.gql.transport import content_type, is_json, read_body, response_media_type
+from mandate.models.sessions import Glance, glance
 
 # In the ASGI scope, what the lane read, for the handler not to read it again:
 # (body or None when over the cap, glance or None, caller or None).

@@ -18,18 +18,18 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from gql.accounts import AccountNode, AccountQueries, SiteNode
-from gql.auth import AuthMutations, AuthQueries
-from gql.enforcement import EnforcementMutations
-from gql.errors import is_expected
-from gql.execution import lean_execution_context
-from gql.limits import NoReturnIntoLists, count_objects
-from gql.storable_text import StorableText
-from gql.totp import TotpMutations
-from gql.users import UserNode
-from gql import validation
-from gql.validation import OneAttemptPerDocument
-from models.availability import is_outage
+from mandate.gql.accounts import AccountNode, AccountQueries, SiteNode
+from mandate.gql.auth import AuthMutations, AuthQueries
+from mandate.gql.enforcement import EnforcementMutations
+from mandate.gql.errors import is_expected
+from mandate.gql.execution import lean_execution_context
+from mandate.gql.limits import NoReturnIntoLists, count_objects
+from mandate.gql.storable_text import StorableText
+from mandate.gql.totp import TotpMutations
+from mandate.gql.users import UserNode
+from mandate.gql import validation
+from mandate.gql.validation import OneAttemptPerDocument
+from mandate.models.availability import is_outage
 
 log = logging.getLogger("mandate.graphql")
 

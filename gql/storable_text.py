@@ -9,7 +9,7 @@ from typing import Any, Iterator
 from graphql import BREAK, DocumentNode, Visitor, visit
 from strawberry.extensions import SchemaExtension
 
-from models.text import is_storable, refuse_unstorable, strings_in
+from mandate.models.text import is_storable, refuse_unstorable, strings_in
 
 
 class _FirstUnstorableLiteral(Visitor):

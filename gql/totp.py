@@ -6,9 +6,9 @@ from typing import Optional
 
 import strawberry
 
-from gql.permissions import IsFullSession, MayEnrol
-from gql.users import UserNode
-from models import totp
+from mandate.gql.permissions import IsFullSession, MayEnrol
+from mandate.gql.users import UserNode
+from mandate.models import totp
 
 
 @strawberry.type

@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from models.errors import MandateError
+from mandate.models.errors import MandateError
 
 
 def is_json(content_type: str) -> bool:

@@ -6,22 +6,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from gql.ids import to_global_id
-from gql.node import Node
-from gql.permissions import CanSeeTwoFactorStatus, IsFullSession, IsSelf
-from models.tables import Role as RoleModel
-from models.tables import User
-from models.totp import recovery_codes_remaining
+from mandate.gql.ids import to_global_id
+from mandate.gql.node import Node
+from mandate.gql.permissions import CanSeeTwoFactorStatus, IsFullSession, IsSelf
+from mandate.models.tables import Role as RoleModel
+from mandate.models.tables import User
+from mandate.models.totp import recovery_codes_remaining
 
 if TYPE_CHECKING:
-    from gql.accounts import AccountNode
+    from mandate.gql.accounts import AccountNode
 
 Role = strawberry.enum(RoleModel, name="Role")
 
 
 @strawberry.type(name="Membership")
 class MembershipNode:
-    account: Annotated["AccountNode", strawberry.lazy("gql.accounts")]
+    account: Annotated["AccountNode", strawberry.lazy("mandate.gql.accounts")]
     role: Role
 
 
@@ -62,7 +62,7 @@ class UserNode(Node):
 
     @strawberry.field(permission_classes=[IsFullSession, IsSelf])
     async def memberships(self, info: strawberry.Info) -> list[MembershipNode]:
-        from gql.accounts import AccountNode
+        from mandate.gql.accounts import AccountNode
 
         viewer = await info.context.viewer()
         views = await viewer.views(sorted(viewer.roles))

@@ -29,10 +29,10 @@ from tortoise.exceptions import BaseORMException
 from mandate import db, logs
 from mandate.config import ENVIRONMENTS, LOG_LEVELS, MissingSecretKey, Settings, get_settings, reload_settings
 from mandate.demo import DEMO_LOGINS, DEMO_PASSWORD, DatabaseNotEmpty, demo_is_loaded, load_demo
-from models import cleanup, clock, operations
-from models.errors import MandateError
-from models.importing import ImportFileError, import_data
-from models.tables import Role
+from mandate.models import cleanup, clock, operations
+from mandate.models.errors import MandateError
+from mandate.models.importing import ImportFileError, import_data
+from mandate.models.tables import Role
 
 EXIT_FAILED = 1    # the database did not answer, or another runtime failure
 EXIT_REFUSED = 2   # a bad file or a refused command: nothing was written (argparse uses 2 too)
@@ -156,7 +156,7 @@ def cmd_serve(args: argparse.Namespace, url: str) -> None:
         # off, since by default it believes X-Forwarded-For from 127.0.0.1: the app resolves the
         # client address itself, under MANDATE_TRUSTED_PROXIES (gql/proxies.py).
         uvicorn.run(
-            "gql.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+            "mandate.gql.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
             access_log=False, log_config=logs.log_config(settings.log_level), proxy_headers=False,
         )
     finally:
@@ -246,7 +246,7 @@ def _run(url: str, operation: Callable[[], Awaitable[Any]]) -> Any:
 
 
 def _api_id(type_name: str, pk: int) -> str:
-    from gql.ids import to_global_id
+    from mandate.gql.ids import to_global_id
 
     return to_global_id(type_name, pk)
 
@@ -255,7 +255,7 @@ def _api_pk(value: str, type_name: str) -> int | None:
     """The number behind a database id or an API id of this type; None when it is neither."""
     if value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
-    from gql.ids import from_global_id
+    from mandate.gql.ids import from_global_id
 
     try:
         found, pk = from_global_id(value)

@@ -15,7 +15,7 @@ from tortoise.migrations.api import migrate as tortoise_migrate
 
 from mandate.config import get_settings
 
-MODEL_MODULES = ["models.tables"]
+MODEL_MODULES = ["mandate.models.tables"]
 
 
 async def _keep_session(connection) -> None:
@@ -82,7 +82,7 @@ def tortoise_config(database_url: str | None = None, *, migrating: bool = False)
             "models": {
                 "models": MODEL_MODULES,
                 "default_connection": "default",
-                "migrations": "models.migrations",
+                "migrations": "mandate.models.migrations",
             }
         },
         "use_tz": True,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from models.importing import ImportSummary, import_data
-from models.tables import Account, User
+from mandate.models.importing import ImportSummary, import_data
+from mandate.models.tables import Account, User
 
 DEMO_PASSWORD = "demo-password"
 

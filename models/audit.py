@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from models import clock
-from models.tables import AuditEvent
+from mandate.models import clock
+from mandate.models.tables import AuditEvent
 
 ENFORCEMENT_ON = "ENFORCEMENT_ON"
 ENFORCEMENT_OFF = "ENFORCEMENT_OFF"

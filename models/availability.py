@@ -16,7 +16,7 @@ import sqlite3
 import asyncpg
 from tortoise.transactions import in_transaction
 
-from models.sql import fetch
+from mandate.models.sql import fetch
 
 RETRY_AFTER_SECONDS = 2     # a restart of PostgreSQL takes about a second
 CHECK_TIMEOUT_SECONDS = 2.0  # a health check answers within this, whatever the database does

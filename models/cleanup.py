@@ -16,8 +16,8 @@ from typing import AsyncIterator
 
 from tortoise.expressions import Q
 
-from models import clock, throttle
-from models.tables import Session
+from mandate.models import clock, throttle
+from mandate.models.tables import Session
 
 log = logging.getLogger("mandate.cleanup")
 

@@ -7,8 +7,8 @@ forget a kind of credential.
 
 from __future__ import annotations
 
-from models import audit, clock, sessions
-from models.tables import Session, User
+from mandate.models import audit, clock, sessions
+from mandate.models.tables import Session, User
 
 
 async def end_what_a_password_change_ends(user_id: int, *, except_session_id: int | None = None) -> int:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
-from models import audit, clock, sessions, throttle
-from models.errors import FORBIDDEN, NOT_FOUND, TWO_FACTOR_SETUP_REQUIRED, MandateError
-from models.reach import AccountView, Viewer
-from models.sql import fetch, in_list
-from models.tables import Account, RecoveryCode, User
+from mandate.models import audit, clock, sessions, throttle
+from mandate.models.errors import FORBIDDEN, NOT_FOUND, TWO_FACTOR_SETUP_REQUIRED, MandateError
+from mandate.models.reach import AccountView, Viewer
+from mandate.models.sql import fetch, in_list
+from mandate.models.tables import Account, RecoveryCode, User
 
 # Users an account's enforcement binds: a role on it, an ancestor or a descendant, and the
 # site members of its subtree's sites. Takes the account id twice.

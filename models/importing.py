@@ -15,12 +15,12 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from models.credentials import set_password_by_operator
-from models.crypto import hash_password
-from models.errors import MandateError
-from models.tables import Account, Membership, Role, Site, SiteMembership, User
-from models.text import refuse_unstorable, strings_in
-from models.users import MIN_PASSWORD_LENGTH, Lookalikes, check_name, check_password, known_emails, normalise_email
+from mandate.models.credentials import set_password_by_operator
+from mandate.models.crypto import hash_password
+from mandate.models.errors import MandateError
+from mandate.models.tables import Account, Membership, Role, Site, SiteMembership, User
+from mandate.models.text import refuse_unstorable, strings_in
+from mandate.models.users import MIN_PASSWORD_LENGTH, Lookalikes, check_name, check_password, known_emails, normalise_email
 
 
 class ImportFileError(ValueError):

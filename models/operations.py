@@ -16,14 +16,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from models import audit, clock, crypto
-from models.credentials import end_what_a_password_change_ends
-from models.enforcement import BoundUser, bound_users
-from models.errors import NOT_FOUND, MandateError, bad_input
-from models.reach import AccountRow, chains, nearest_enforced, subtree
-from models.sql import fetch
-from models.tables import Account, AuditEvent, Membership, Role, Session, User
-from models.users import check_name, check_password, known_emails, normalise_email
+from mandate.models import audit, clock, crypto
+from mandate.models.credentials import end_what_a_password_change_ends
+from mandate.models.enforcement import BoundUser, bound_users
+from mandate.models.errors import NOT_FOUND, MandateError, bad_input
+from mandate.models.reach import AccountRow, chains, nearest_enforced, subtree
+from mandate.models.sql import fetch
+from mandate.models.tables import Account, AuditEvent, Membership, Role, Session, User
+from mandate.models.users import check_name, check_password, known_emails, normalise_email
 
 
 def _no_account(account_id: int) -> MandateError:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.sql import fetch, in_list
-from models.tables import Membership, Role, SiteMembership
+from mandate.models.sql import fetch, in_list
+from mandate.models.tables import Membership, Role, SiteMembership
 
 ACCOUNT_COLUMNS = "id, name, parent_id, enforced, enforcement_changed_at, enforcement_changed_by_id"
 

@@ -16,12 +16,12 @@ from enum import Enum
 from tortoise.transactions import in_transaction
 
 from mandate.config import get_settings
-from models import clock, throttle
-from models.crypto import digest, new_token, verify_password
-from models.errors import INVALID_CREDENTIALS, MandateError, bad_input
-from models.sql import fetch
-from models.tables import Session, SessionKind, User
-from models.users import MAX_PASSWORD_LENGTH, normalise_email
+from mandate.models import clock, throttle
+from mandate.models.crypto import digest, new_token, verify_password
+from mandate.models.errors import INVALID_CREDENTIALS, MandateError, bad_input
+from mandate.models.sql import fetch
+from mandate.models.tables import Session, SessionKind, User
+from mandate.models.users import MAX_PASSWORD_LENGTH, normalise_email
 
 
 class Access(Enum):
@@ -128,7 +128,7 @@ async def glance(token: str | None) -> Glance:
 
 async def access_of(session: Session | None) -> Access:
     """Enrolment is required of a user bound to 2FA without it, from their very next request."""
-    from models.enforcement import must_use_two_factor  # enforcement imports sessions
+    from mandate.models.enforcement import must_use_two_factor  # enforcement imports sessions
 
     if session is None:
         return Access.ANONYMOUS
@@ -153,7 +153,7 @@ async def end_all(user_id: int, *, except_session_id: int | None = None) -> None
 
 
 async def login(email: str, password: str, client_address: str | None) -> IssuedToken:
-    from models.enforcement import must_use_two_factor
+    from mandate.models.enforcement import must_use_two_factor
 
     email = normalise_email(email)
     if len(password) > MAX_PASSWORD_LENGTH:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
-from models.errors import bad_input
+from mandate.models.errors import bad_input
 
 # PostgreSQL's text cannot hold U+0000, and its UTF-8 refuses the surrogates U+D800 to U+DFFF,
 # which Python lets through from a command line's or a JSON file's escapes ("\ud800").

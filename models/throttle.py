@@ -30,9 +30,9 @@ from typing import AsyncIterator
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
-from models import clock
-from models.errors import RATE_LIMITED, MandateError
-from models.tables import Throttle, User
+from mandate.models import clock
+from mandate.models.errors import RATE_LIMITED, MandateError
+from mandate.models.tables import Throttle, User
 
 MAX_DELAY_SECONDS = 15 * 60
 

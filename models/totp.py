@@ -21,9 +21,9 @@ import pyotp
 import segno
 from tortoise.transactions import in_transaction
 
-from models import audit, clock, sessions, throttle
-from models.crypto import UnreadableSecret, constant_time_equal, decrypt_secret, digest, encrypt_secret
-from models.errors import (
+from mandate.models import audit, clock, sessions, throttle
+from mandate.models.crypto import UnreadableSecret, constant_time_equal, decrypt_secret, digest, encrypt_secret
+from mandate.models.errors import (
     FORBIDDEN,
     INTERNAL_SERVER_ERROR,
     INVALID_CODE,
@@ -34,7 +34,7 @@ from models.errors import (
     MandateError,
     bad_input,
 )
-from models.tables import RecoveryCode, Session, SessionKind, User
+from mandate.models.tables import RecoveryCode, Session, SessionKind, User
 
 log_incident = logging.getLogger("mandate.totp")
 
@@ -303,7 +303,7 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
 
 async def disable(session: Session, raw_code: str, client_address: str | None) -> User:
     """Remove one's own 2FA (not while it is enforced); every session ends."""
-    from models.enforcement import must_use_two_factor
+    from mandate.models.enforcement import must_use_two_factor
 
     user = session.user
     parse_code(raw_code)

@@ -8,10 +8,10 @@ from typing import Iterable
 
 from disarm import skeleton_key
 
-from models.errors import bad_input
-from models.sql import fetch
-from models.tables import User
-from models.text import refuse_unstorable
+from mandate.models.errors import bad_input
+from mandate.models.sql import fetch
+from mandate.models.tables import User
+from mandate.models.text import refuse_unstorable
 
 # Deliberately plain: one @, no spaces, a dot in the domain; the mailbox decides the rest.
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+", re.ASCII)

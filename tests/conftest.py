@@ -27,11 +27,11 @@ os.environ.setdefault("MANDATE_ARGON2_TIME_COST", "1")
 os.environ.setdefault("MANDATE_ARGON2_MEMORY_KIB", "1024")
 os.environ.setdefault("MANDATE_SECRET_KEY", "test-key-" + secrets.token_hex(8))
 
-from gql.app import create_app  # noqa: E402
+from mandate.gql.app import create_app  # noqa: E402
 from mandate import db  # noqa: E402
 from mandate.config import reload_settings  # noqa: E402
-from models import clock as domain_clock  # noqa: E402
-from models.importing import import_data  # noqa: E402
+from mandate.models import clock as domain_clock  # noqa: E402
+from mandate.models.importing import import_data  # noqa: E402
 
 TABLES = [
     "audit_events", "throttles", "recovery_codes", "sessions", "site_memberships",

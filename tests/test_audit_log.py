@@ -173,9 +173,9 @@ async def test_a_user_in_two_trees_brings_no_event_of_one_tree_into_the_other(ap
     """Tree A (South Care) resets its member's 2FA, adds a role and switches enforcement; then
     the member joins tree B (Leeds Practice). B's manager sees the member's own events and B's,
     never A's: not the reset with A's manager's name, not A's role change, not A's switch."""
-    from gql.ids import from_global_id
-    from models import operations
-    from models.tables import Role
+    from mandate.gql.ids import from_global_id
+    from mandate.models import operations
+    from mandate.models.tables import Role
 
     member = await enrolled(api, OTHER_MEMBER)
     other_manager = await with_two_factor(api, OTHER_MANAGER)

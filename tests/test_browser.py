@@ -23,7 +23,7 @@ import uvicorn
 from graphql import parse, validate
 from playwright.async_api import async_playwright, expect
 
-from gql.schema import build_schema
+from mandate.gql.schema import build_schema
 from tests.conftest import totp_now
 from tests.test_transport import client_with_settings
 

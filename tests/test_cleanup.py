@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from gql.app import create_app
+from mandate.gql.app import create_app
 from mandate.config import reload_settings
-from models import cleanup, clock as domain_clock, throttle
-from models.tables import Session, Throttle, User
+from mandate.models import cleanup, clock as domain_clock, throttle
+from mandate.models.tables import Session, Throttle, User
 from tests.conftest import CLIENT_ADDRESS
 from tests.test_operator_cli import Cli, cli  # noqa: F401  (the fixture)
 

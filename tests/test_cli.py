@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from models import clock as domain_clock
+from mandate.models import clock as domain_clock
 
 from tests.conftest import TABLES, Api, _create_postgres_database, _drop_postgres_database, totp_now
 
@@ -412,7 +412,7 @@ def top_names(tree: list[dict]) -> list[str]:
 
 def test_without_a_secret_key_a_development_key_is_kept_in_a_local_file_with_a_warning(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MANDATE_SECRET_KEY"}
-    start = [sys.executable, "-c", "from gql.app import create_app; create_app()"]
+    start = [sys.executable, "-c", "from mandate.gql.app import create_app; create_app()"]
     first = subprocess.run(start, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert first.returncode == 0, first.stderr
     assert "MANDATE_SECRET_KEY is not set" in first.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.tables import User
+from mandate.models.tables import User
 from tests.conftest import Api, Result
 from tests.test_audit_log import audit_events
 from tests.test_enforcement import (

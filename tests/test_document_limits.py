@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.tables import AuditEvent, Session, Throttle, User
+from mandate.models.tables import AuditEvent, Session, Throttle, User
 from tests.conftest import Api, Login, totp_now
 
 EMAIL = "ann@example.org"

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from gql.app import create_app
-from models.tables import Account
+from mandate.gql.app import create_app
+from mandate.models.tables import Account
 from tests.conftest import CLIENT_ADDRESS, Api, Login, Result, totp_now
 
 GROUP, PRACTICE, DENTAL, LAB, SIBLING, OTHER = (

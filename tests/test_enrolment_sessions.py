@@ -19,8 +19,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from models import audit, sessions, throttle
-from models.tables import AuditEvent, RecoveryCode, Session, Throttle, User
+from mandate.models import audit, sessions, throttle
+from mandate.models.tables import AuditEvent, RecoveryCode, Session, Throttle, User
 from tests.conftest import CLIENT_ADDRESS, Api, Result, totp_now
 from tests.test_login import (
     AUDIT,

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, nodes, queries
 
-from gql.ids import to_global_id
-from gql.schema import build_schema
-from models import errors
+from mandate.gql.ids import to_global_id
+from mandate.gql.schema import build_schema
+from mandate.models import errors
 from tests.conftest import PASSWORD, Api
 from tests.test_permission_sweep import MANAGER, World, build_world
 from tests.test_transport import INTERNALS

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from models import clock as domain_clock
-from models.tables import User
+from mandate.models import clock as domain_clock
+from mandate.models.tables import User
 from tests.conftest import PASSWORD, Api, totp_now
 from tests.test_cli import COMMAND, _backend, _free_port, _wait_until_healthy
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gql.app import create_app
+from mandate.gql.app import create_app
 from mandate.config import reload_settings
-from models.tables import Account
+from mandate.models.tables import Account
 from tests.conftest import CLIENT_ADDRESS, Api
 from tests.test_cli import COMMAND, _backend, _free_port, _wait_until_healthy
 

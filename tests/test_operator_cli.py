@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from models.tables import Account, AuditEvent, Membership, Session, User
+from mandate.models.tables import Account, AuditEvent, Membership, Session, User
 from tests.conftest import Api
 from tests.test_cli import COMMAND, assert_refused
 

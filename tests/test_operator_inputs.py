@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from models.tables import Account, AuditEvent, Session, Site, User
+from mandate.models.tables import Account, AuditEvent, Session, Site, User
 from tests.test_cli import COMMAND, assert_refused
 from tests.test_operator_cli import Cli, cli  # noqa: F401  (the fixture)
 

@@ -36,9 +36,9 @@ from tortoise import connections
 from tortoise.backends.asyncpg.client import TransactionWrapper
 from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 
-from gql import observability, response_cache
-from gql.app import create_app
-from models.tables import Session
+from mandate.gql import observability, response_cache
+from mandate.gql.app import create_app
+from mandate.models.tables import Session
 from tests.conftest import BACKENDS, CLIENT_ADDRESS, Api, _on_server
 from tests.test_cli import COMMAND, Mandate, _backend, _free_port, _stop, _wait_until_healthy
 from tests.test_login import CLINIC, MANAGER, MEMBER, SET_ENFORCEMENT

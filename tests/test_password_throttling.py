@@ -10,7 +10,7 @@ import asyncio
 import httpx
 import pytest
 
-from models import crypto
+from mandate.models import crypto
 from tests.conftest import Api
 from tests.test_login import MEMBER, signed_in
 from tests.test_second_factor_throttling import fail_password, retry_after, waited
@@ -75,11 +75,11 @@ async def test_a_login_that_ends_in_an_error_spends_no_attempt(api, clinic, monk
         calls += 1
         raise RuntimeError("the password hasher failed")
 
-    monkeypatch.setattr("models.sessions.verify_password", broken)
+    monkeypatch.setattr("mandate.models.sessions.verify_password", broken)
     for _ in range(6):
         assert (await api.login(MEMBER, "wrong-password")).code == "INTERNAL_SERVER_ERROR"
     assert calls == 6
-    monkeypatch.setattr("models.sessions.verify_password", crypto.verify_password)
+    monkeypatch.setattr("mandate.models.sessions.verify_password", crypto.verify_password)
     assert await fail_password(api, MEMBER, 4) == ["INVALID_CREDENTIALS"] * 4  # all four still free
     retry_after(await api.login(MEMBER))  # the delay the fourth starts, and no more
 

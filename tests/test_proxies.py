@@ -17,11 +17,11 @@ import httpx
 import pytest
 from tortoise.exceptions import ValidationError
 
-from gql.app import create_app
+from mandate.gql.app import create_app
 from mandate.config import reload_settings
 from mandate.logs import JsonFormatter
-from models import sessions
-from models.tables import Session
+from mandate.models import sessions
+from mandate.models.tables import Session
 from tests.conftest import Api
 from tests.test_cli import COMMAND, _free_port, _wait_until_healthy
 from tests.test_login import AUDIT, CLINIC, CONFIRM, ENROL, MANAGER, seed_clinic

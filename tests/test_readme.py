@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from graphql import DocumentNode, OperationDefinitionNode, parse, validate
 
-from gql.schema import build_schema
+from mandate.gql.schema import build_schema
 
 README = Path(__file__).parents[1] / "README.md"
 BLOCKS = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)

@@ -24,7 +24,7 @@ import httpx
 import pyotp
 import pytest
 
-from models.crypto import digest
+from mandate.models.crypto import digest
 from tests.conftest import PASSWORD, Api, Result
 from tests.test_cli import COMMAND, Mandate, _backend, _free_port, _new_database, _stop, _wait_until_healthy
 

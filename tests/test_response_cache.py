@@ -13,7 +13,7 @@ import importlib
 import pytest
 from tortoise import Tortoise, connections
 
-from gql.app import create_app
+from mandate.gql.app import create_app
 from mandate.config import reload_settings
 from tests.conftest import Api
 from tests.test_enforcement import (
@@ -21,7 +21,7 @@ from tests.test_enforcement import (
     signed_in, with_two_factor,
 )
 
-WATCHED_TABLES = importlib.import_module("models.migrations.0002_data_version").WATCHED_TABLES
+WATCHED_TABLES = importlib.import_module("mandate.models.migrations.0002_data_version").WATCHED_TABLES
 UNWATCHED_TABLES = {"sessions", "throttles"}  # no query shows them; each request checks its own session
 
 TREE = "{ accounts { name twoFactorEnforcement { enforced } descendants { name twoFactorEnforcement { enforced } } } }"

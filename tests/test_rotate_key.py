@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mandate.config import reload_settings
-from models.tables import AuditEvent, Session, User
+from mandate.models.tables import AuditEvent, Session, User
 from tests.conftest import PASSWORD, totp_now
 from tests.test_cli import assert_refused
 from tests.test_operator_cli import Cli

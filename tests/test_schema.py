@@ -25,7 +25,7 @@ from graphql import (
     visit,
 )
 
-from gql.schema import build_schema
+from mandate.gql.schema import build_schema
 from tests.test_transport import client_with_settings
 
 ROOT = Path(__file__).parents[1]
@@ -82,7 +82,7 @@ def fixed_fields():
 
 def test_schema_graphql_is_the_served_schema():
     assert SCHEMA_FILE.read_text() == build_schema().as_str() + "\n", (
-        "schema.graphql is out of step with the code: regenerate it with `.venv/bin/python -m gql`"
+        "schema.graphql is out of step with the code: regenerate it with `.venv/bin/python -m mandate.gql`"
     )
 
 

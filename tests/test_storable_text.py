@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from models.tables import AuditEvent, Session, Throttle, User
+from mandate.models.tables import AuditEvent, Session, Throttle, User
 from tests.conftest import Api
 
 NUL = "ann\u0000@example.org"

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from gql.app import create_app
+from mandate.gql.app import create_app
 from mandate.config import reload_settings
-from models.tables import Session, Throttle
+from mandate.models.tables import Session, Throttle
 from tests.conftest import CLIENT_ADDRESS
 
 EMAIL = "ann@example.org"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.tables import Membership
+from mandate.models.tables import Membership
 
 from tests.test_enforcement import (
     DENTAL,

@@ -12,8 +12,8 @@ import time
 import pytest
 from graphql import get_introspection_query
 
-from gql import limits, loaders
-from gql.accounts import AccountNode
+from mandate.gql import limits, loaders
+from mandate.gql.accounts import AccountNode
 from mandate.config import reload_settings
 from tests.conftest import Api
 from tests.test_query_counts import TREE, organisation

@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.tables import Role, SessionKind
+from mandate.models.tables import Role, SessionKind
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 

@@ -1,0 +1,1 @@
+"""The domain of Mandate, installed as mandate.models: the tortoise models and the rules they carry."""
