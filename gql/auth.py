@@ -9,11 +9,11 @@ import strawberry
 
 from mandate.gql.permissions import MayLogOut, MayVerifySecondFactor
 from mandate.gql.users import UserNode
-from mandate.models import sessions, totp
+from mandate.models import callers, sessions, totp
 from mandate.models.callers import Act, CallerKind
 
 LoginStatus = strawberry.enum(
-    sessions.LoginStatus,
+    callers.LoginStatus,
     name="LoginStatus",
     description="What the token of a login may do.",
 )

@@ -24,7 +24,7 @@ class Context:
         self.work = Work(get_settings().max_result_objects)
         self._viewer: Viewer | None = None
         self.caller = caller
-
+        current_request().user_id = caller.user_id  # for the log: who sent the request
     @property
     def caller(self) -> Caller:
         return self._caller
@@ -33,7 +33,6 @@ class Context:
     def caller(self, caller: Caller) -> None:
         self._caller = caller
         self._viewer = None
-        current_request().user_id = caller.user_id  # for the log
 
     async def become(self, token: str | None = None) -> None:
         """After a login (its new token), or a change of the caller's own state (2FA confirmed:

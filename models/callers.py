@@ -41,6 +41,14 @@ class CallerKind(Enum):
     SECOND_FACTOR = "second_factor"    # a full session that passed a second factor
 
 
+class LoginStatus(Enum):
+    """What a token may do, as the API says it (`login`, `verifyTwoFactor`)."""
+
+    AUTHENTICATED = "AUTHENTICATED"
+    TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
+    ENROLMENT_REQUIRED = "ENROLMENT_REQUIRED"
+
+
 class Act(Enum):
     ME = "ask who one is (`me`)"
     OWN_IDENTITY = "read rule 2's fields of oneself (in `me`, or in the answer of one's login)"
@@ -56,6 +64,7 @@ class Act(Enum):
 class Rights:
     may: frozenset[Act]
     refusal: str                                   # the code of any other act
+    status: LoginStatus | None                     # as the API names this kind of token
     refusals: dict[Act, tuple[str, str | None]] = field(default_factory=dict)  # (code, message) where it differs
 
 
@@ -63,21 +72,26 @@ _OWN_SETTINGS = {Act.ME, Act.OWN_IDENTITY, Act.READ, Act.ENROL, Act.LOG_OUT, Act
 _ALREADY_PASSED = (FORBIDDEN, "This session has already passed its second factor.")
 
 RIGHTS: dict[CallerKind, Rights] = {
-    CallerKind.NOBODY: Rights(frozenset(), UNAUTHENTICATED),
+    CallerKind.NOBODY: Rights(frozenset(), UNAUTHENTICATED, None),
     CallerKind.UNKNOWN: Rights(
-        frozenset(), UNAUTHENTICATED, {act: (UNAUTHENTICATED, "That session token is unknown, expired or revoked.") for act in Act}
+        frozenset(), UNAUTHENTICATED, None,
+        {act: (UNAUTHENTICATED, "That session token is unknown, expired or revoked.") for act in Act},
     ),
     CallerKind.PASSWORD_ONLY: Rights(
-        frozenset({Act.OWN_IDENTITY, Act.VERIFY_SECOND_FACTOR, Act.LOG_OUT}), TWO_FACTOR_REQUIRED
+        frozenset({Act.OWN_IDENTITY, Act.VERIFY_SECOND_FACTOR, Act.LOG_OUT}), TWO_FACTOR_REQUIRED,
+        LoginStatus.TWO_FACTOR_REQUIRED,
     ),
-    CallerKind.ENROLMENT_ONLY: Rights(frozenset({Act.ME, Act.OWN_IDENTITY, Act.ENROL, Act.LOG_OUT}), ENROLMENT_REQUIRED),
+    CallerKind.ENROLMENT_ONLY: Rights(
+        frozenset({Act.ME, Act.OWN_IDENTITY, Act.ENROL, Act.LOG_OUT}), ENROLMENT_REQUIRED,
+        LoginStatus.ENROLMENT_REQUIRED,
+    ),
     CallerKind.FULL: Rights(
-        frozenset(_OWN_SETTINGS),
-        FORBIDDEN,
+        frozenset(_OWN_SETTINGS), FORBIDDEN, LoginStatus.AUTHENTICATED,
         {Act.MANAGE: (TWO_FACTOR_SETUP_REQUIRED, None), Act.VERIFY_SECOND_FACTOR: _ALREADY_PASSED},
     ),
     CallerKind.SECOND_FACTOR: Rights(
-        frozenset(_OWN_SETTINGS | {Act.MANAGE}), FORBIDDEN, {Act.VERIFY_SECOND_FACTOR: _ALREADY_PASSED}
+        frozenset(_OWN_SETTINGS | {Act.MANAGE}), FORBIDDEN, LoginStatus.AUTHENTICATED,
+        {Act.VERIFY_SECOND_FACTOR: _ALREADY_PASSED},
     ),
 }
 
@@ -177,7 +191,8 @@ def _statement() -> str:
 _STATEMENT = _statement()
 
 
-def _kind(session_kind: SessionKind, two_factor_passed: bool, two_factor_on: bool, must_enrol: bool) -> CallerKind:
+def kind_of_session(session_kind: SessionKind, two_factor_passed: bool, two_factor_on: bool, must_enrol: bool) -> CallerKind:
+    """What a live session makes its caller, given its user's 2FA and whether they must enrol."""
     if session_kind is SessionKind.PASSWORD:
         return CallerKind.PASSWORD_ONLY
     if session_kind is SessionKind.ENROLMENT or must_enrol:
@@ -212,5 +227,5 @@ async def resolve(authorization: str | None) -> Caller:
         created_at=as_datetime(row["created_at"]), expires_at=as_datetime(row["expires_at"]),
         client_address=row["client_address"], totp_pending_secret=row["totp_pending_secret"],
     )
-    kind = _kind(session.kind, session.two_factor_passed, user.two_factor_enabled, bool(row["must_enrol"]))
+    kind = kind_of_session(session.kind, session.two_factor_passed, user.two_factor_enabled, bool(row["must_enrol"]))
     return Caller(kind, session, user)

@@ -11,30 +11,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 
 from tortoise.transactions import in_transaction
 
 from mandate.config import get_settings
 from mandate.models import clock, throttle
 from mandate.models.binding import must_use_two_factor
+from mandate.models.callers import RIGHTS, LoginStatus, kind_of_session
 from mandate.models.crypto import digest, new_token, verify_password
 from mandate.models.errors import INVALID_CREDENTIALS, MandateError, bad_input
 from mandate.models.tables import Session, SessionKind, User
 from mandate.models.users import MAX_PASSWORD_LENGTH, normalise_email
-
-
-class LoginStatus(Enum):
-    AUTHENTICATED = "AUTHENTICATED"
-    TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
-    ENROLMENT_REQUIRED = "ENROLMENT_REQUIRED"
-
-
-_STATUS_OF_KIND = {
-    SessionKind.FULL: LoginStatus.AUTHENTICATED,
-    SessionKind.PASSWORD: LoginStatus.TWO_FACTOR_REQUIRED,
-    SessionKind.ENROLMENT: LoginStatus.ENROLMENT_REQUIRED,
-}
 
 
 @dataclass(frozen=True)
@@ -45,7 +32,9 @@ class IssuedToken:
 
     @property
     def status(self) -> LoginStatus:
-        return _STATUS_OF_KIND[self.session.kind]
+        """What the new token may do (a fresh token's user was just checked: must_enrol is its kind)."""
+        kind = kind_of_session(self.session.kind, self.session.two_factor_passed, self.user.two_factor_enabled, False)
+        return RIGHTS[kind].status
 
     @property
     def expires_at(self) -> datetime:
