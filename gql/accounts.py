@@ -12,11 +12,11 @@ from mandate.gql.audit import DEFAULT_PAGE
 from mandate.gql.ids import from_global_id, pk_of, to_global_id
 from mandate.gql.loaders import is_loaded, loaded
 from mandate.gql.node import Node
-from mandate.gql.permissions import CanReadAccount, IsFullSession, IsManagerHere
+from mandate.gql.permissions import CanReadAccount, IsManagerHere, MayRead
 from mandate.gql.users import Role, UserNode
 from mandate.models.errors import NOT_FOUND, MandateError, bad_input
+from mandate.models import reach
 from mandate.models.reach import AccountRow, AccountView, subtree
-from mandate.models.tables import Site
 
 if TYPE_CHECKING:
     from mandate.gql.audit import AuditEventConnection
@@ -53,10 +53,8 @@ class EnforcementNode:
         # Synchronous when it can be (no source, this account, or an ancestor already loaded):
         # every account of an enforced tree asks for the same few sources.
         source = self.view.source
-        if source is None:
-            return None
-        if source.id == self.view.row.id:
-            return AccountNode.of(self.view)
+        if source is None or source.id == self.view.row.id:
+            return self._source_node(None)
         seen = loaded(info.context.account_views, source.id)
         if is_loaded(seen):
             return self._source_node(seen)
@@ -65,10 +63,9 @@ class EnforcementNode:
     async def _load_source(self, info: strawberry.Info) -> AccountNode:
         return self._source_node(await info.context.account_views.load(self.view.source.id))
 
-    def _source_node(self, seen: AccountView | None) -> AccountNode:
-        if seen is None or not seen.readable:  # shown by id and name only
-            seen = AccountView(self.view.source, None, None, self.view.source)
-        return AccountNode.of(seen)
+    def _source_node(self, seen: AccountView | None) -> AccountNode | None:
+        view = self.view.source_view(seen)
+        return AccountNode.of(view) if view is not None else None
 
     @strawberry.field(description="Who last changed this account's own switch.")
     async def changed_by(self, info: strawberry.Info) -> Optional[UserNode]:
@@ -89,14 +86,14 @@ class AccountNode(Node):
     @strawberry.field(permission_classes=[CanReadAccount])
     async def parent(self, info: strawberry.Info) -> Optional[AccountNode]:
         parent_id = self.view.row.parent_id
-        if parent_id is None or self.view.role is None:
+        if parent_id is None or not self.view.shows_tree:
             return None
         parent = await info.context.account_views.load(parent_id)
         return AccountNode.of(parent) if parent is not None and parent.readable else None
 
     @strawberry.field(permission_classes=[CanReadAccount])
     async def children(self, info: strawberry.Info) -> list[AccountNode]:
-        if self.view.role is None:  # a site-only member sees no children
+        if not self.view.shows_tree:
             return []
         viewer = await info.context.viewer()
         rows: list[AccountRow] = await info.context.children.load(self.view.row.id)
@@ -108,7 +105,7 @@ class AccountNode(Node):
         description="The whole subtree below, flat, parents before children: one request builds a tree.",
     )
     async def descendants(self, info: strawberry.Info) -> list[AccountNode]:
-        if self.view.role is None:
+        if not self.view.shows_tree:
             return []
         viewer = await info.context.viewer()
         views = {self.view.row.id: self.view}
@@ -130,8 +127,7 @@ class AccountNode(Node):
         return self._site_nodes(await info.context.sites.load(self.view.row.id))
 
     def _site_nodes(self, rows: list[dict]) -> list[SiteNode]:
-        own = self.view.own_site_ids
-        return [SiteNode.of(row, self.view) for row in rows if own is None or row["id"] in own]
+        return [SiteNode.of(row, self.view) for row in self.view.visible_sites(rows)]
 
     @strawberry.field(description="The caller's effective role here, if any.")
     def viewer_role(self) -> Optional[Role]:
@@ -198,32 +194,30 @@ async def reachable_account(info: strawberry.Info, account_id: int) -> AccountVi
 
 @strawberry.type
 class AccountQueries:
-    @strawberry.field(permission_classes=[IsFullSession], description="The tops of the trees the caller can reach.")
+    @strawberry.field(permission_classes=[MayRead], description="The tops of the trees the caller can reach.")
     async def accounts(self, info: strawberry.Info) -> list[AccountNode]:
         nodes = [AccountNode.of(view) for view in await (await info.context.viewer()).tops()]
         await _sites_ahead(info, [node.view.row.id for node in nodes])
         return nodes
 
-    @strawberry.field(permission_classes=[IsFullSession])
+    @strawberry.field(permission_classes=[MayRead])
     async def account(self, info: strawberry.Info, id: strawberry.ID) -> Optional[AccountNode]:
         return AccountNode.of(await reachable_account(info, pk_of(id, "Account", "id")))
 
-    @strawberry.field(permission_classes=[IsFullSession])
+    @strawberry.field(permission_classes=[MayRead])
     async def node(self, info: strawberry.Info, id: strawberry.ID) -> Optional[Node]:
         type_name, pk = from_global_id(id)
         if type_name == "Account":
             return AccountNode.of(await reachable_account(info, pk))
         if type_name == "Site":
-            site = await Site.filter(id=pk).values("id", "name", "account_id")
-            if not site:
+            site = await reach.site(pk)
+            view = await (await info.context.viewer()).site_view(site) if site is not None else None
+            if view is None:
                 raise not_found()
-            view = await (await info.context.viewer()).view(site[0]["account_id"])
-            if view is None or (view.own_site_ids is not None and pk not in view.own_site_ids):
-                raise not_found()
-            return SiteNode.of(site[0], view)
+            return SiteNode.of(site, view)
         if type_name == "User":
-            session = await info.context.require_session()
-            if pk != session.user_id:
+            user = info.context.caller.own_user(pk)
+            if user is None:
                 raise not_found()
-            return UserNode.of(session.user)
+            return UserNode.of(user)
         raise bad_input("That is not a valid id.", "id")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import orjson
-from graphql import GraphQLError, OperationType
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -21,7 +21,6 @@ from mandate.gql.failures import EXCEPTION_HANDLERS, AnswerFailures
 from mandate.gql.health import healthz, readyz
 from mandate.gql.limits import within_budget
 from mandate.gql.proxies import ClientAddress
-from mandate.gql.response_cache import LANE_KEY, CachedAnswers, ResponseCache
 from mandate.gql.transport import (
     JSON, content_type, error_answer, is_json, json_answer, read_body, response_media_type,
 )
@@ -29,7 +28,7 @@ from mandate.gql.validation import selected_operation
 from mandate.gql.schema import build_schema
 from mandate.config import get_settings
 from mandate.db import tortoise_config
-from mandate.models import cleanup, crypto
+from mandate.models import callers, cleanup, crypto
 from mandate.models.availability import is_outage
 from mandate.models.errors import BAD_REQUEST, MandateError
 
@@ -73,7 +72,6 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
     settings = get_settings()
     schema = build_schema(introspection=settings.introspection)
     crypto.warm_up()
-    cache = ResponseCache(settings.response_cache_mb * 2**20) if settings.response_cache_mb > 0 else None
 
     async def graphql(request: Request) -> Response:
         media_type = response_media_type(request.headers.get("accept"))
@@ -85,11 +83,7 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             )
         if not is_json(request.headers.get("content-type", "")):
             return _refusal(415, "Only Content-Type: application/json is accepted.", media_type)
-        # What the cache's lane read, when it is on (a held answer never reaches here).
-        body, glance, caller = request.scope.get(LANE_KEY) or (
-            await read_body(request.receive, request.headers.get("content-length"), settings.max_body_bytes),
-            None, None,
-        )
+        body = await read_body(request.receive, request.headers.get("content-length"), settings.max_body_bytes)
         if body is None:
             return _refusal(413, f"The request body is over {settings.max_body_bytes} bytes.", media_type)
 
@@ -112,11 +106,10 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             return _refusal(400, "'operationName' must be a string.", media_type)
         if extensions is not None and not isinstance(extensions, dict):
             return _refusal(400, "'extensions' must be an object.", media_type)
-        operation = selected_operation(query, operation_name)
-        if operation is None:
+        if selected_operation(query, operation_name) is None:
             return _refusal(400, _no_operation_message(operation_name), media_type)
 
-        context = Context(request)
+        context = Context(request, await callers.resolve(request.headers.get("authorization")))
         result = await within_budget(context.work, schema.execute(
             query,
             variable_values=variables,
@@ -126,10 +119,7 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
         observability.note_execution(query, operation_name, result.errors)
         if result.errors:
             return _answer_with_errors(result, media_type)
-        answer = orjson.dumps({"data": result.data})
-        if cache is not None and caller is not None and operation is OperationType.QUERY:
-            cache.put(glance, caller, body, answer)
-        return Response(answer, media_type=content_type(media_type))
+        return Response(orjson.dumps({"data": result.data}), media_type=content_type(media_type))
 
     @asynccontextmanager
     async def database(app: Starlette):
@@ -158,6 +148,5 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             Middleware(ClientAddress, trusted=settings.trusted_proxies),  # first: all after read its address
             Middleware(observability.Observability, settings=settings),  # logs, /metrics
             Middleware(AnswerFailures),  # JSON for any failure; 503 when the database does not answer
-            *([Middleware(CachedAnswers, cache=cache, max_body_bytes=settings.max_body_bytes)] if cache is not None else []),
         ],
     )

@@ -7,14 +7,13 @@ from typing import Optional
 
 import strawberry
 
-from mandate.gql.permissions import HasSession, IsPasswordOnlySession
+from mandate.gql.permissions import MayLogOut, MayVerifySecondFactor
 from mandate.gql.users import UserNode
-from mandate.models import sessions, totp
-from mandate.models.errors import TWO_FACTOR_REQUIRED, MandateError
-from mandate.models.sessions import Access
+from mandate.models import callers, sessions, totp
+from mandate.models.callers import Act, CallerKind
 
 LoginStatus = strawberry.enum(
-    sessions.LoginStatus,
+    callers.LoginStatus,
     name="LoginStatus",
     description="What the token of a login may do.",
 )
@@ -40,13 +39,12 @@ class LoginPayload:
 @strawberry.type
 class AuthQueries:
     @strawberry.field(description="The caller; null without a token.")
-    async def me(self, info: strawberry.Info) -> Optional[UserNode]:
-        session = await info.context.session()
-        if session is None:
+    def me(self, info: strawberry.Info) -> Optional[UserNode]:
+        caller = info.context.caller
+        if caller.kind is CallerKind.NOBODY:
             return None
-        if await info.context.access() is Access.PASSWORD_ONLY:
-            raise MandateError(TWO_FACTOR_REQUIRED)
-        return UserNode.of(session.user)
+        caller.require(Act.ME)
+        return UserNode.of(caller.user)
 
 
 @strawberry.type
@@ -54,19 +52,18 @@ class AuthMutations:
     @strawberry.mutation
     async def login(self, info: strawberry.Info, email: str, password: str) -> LoginPayload:
         issued = await sessions.login(email, password, info.context.client_address)
-        info.context.forget_session(issued.token)  # the payload's user is read as that session
+        await info.context.become(issued.token)  # the payload's user is read as that session
         return LoginPayload.of(issued)
 
     @strawberry.mutation(
-        permission_classes=[IsPasswordOnlySession], description="A TOTP or a recovery code."
+        permission_classes=[MayVerifySecondFactor], description="A TOTP or a recovery code."
     )
     async def verify_two_factor(self, info: strawberry.Info, code: str) -> LoginPayload:
-        session = await info.context.require_session()
-        issued = await totp.verify_login(session, code, info.context.client_address)
-        info.context.forget_session(issued.token)
+        issued = await totp.verify_login(info.context.caller.session, code, info.context.client_address)
+        await info.context.become(issued.token)
         return LoginPayload.of(issued)
 
-    @strawberry.mutation(permission_classes=[HasSession])
+    @strawberry.mutation(permission_classes=[MayLogOut])
     async def logout(self, info: strawberry.Info) -> bool:
-        await sessions.revoke(await info.context.require_session())
+        await sessions.revoke(info.context.caller.session)
         return True

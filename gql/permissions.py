@@ -1,7 +1,9 @@
-"""The guards, one class per check, attached to the fields they guard.
+"""The guards: thin adapters that ask the domain and hand on its refusal.
 
-Each raises a MandateError with its API.md code; the order of a field's classes is the order
-of its checks (for setEnforcement: a full session, then management, then one's own 2FA).
+The caller is resolved before execution (models/callers.py), so every guard decides at once,
+without awaiting: a field under guards resolves synchronously, which matters on the thousands of
+objects of a tree. The domain's refusal (a MandateError) carries its API.md code; a field's
+guards run in the order given.
 """
 
 from __future__ import annotations
@@ -11,44 +13,15 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from mandate.gql.ids import pk_of
-from mandate.models.enforcement import require_manager, require_own_two_factor
-from mandate.models.errors import (
-    ENROLMENT_REQUIRED,
-    FORBIDDEN,
-    TWO_FACTOR_REQUIRED,
-    UNAUTHENTICATED,
-    MandateError,
-)
-from mandate.models.sessions import Access
-
-_CODE_FOR_ACCESS = {
-    Access.ANONYMOUS: UNAUTHENTICATED,
-    Access.PASSWORD_ONLY: TWO_FACTOR_REQUIRED,
-    Access.ENROLMENT_ONLY: ENROLMENT_REQUIRED,
-}
+from mandate.models.callers import Act
+from mandate.models.errors import FORBIDDEN
 
 
 class Guard(BasePermission):
-    """A permission whose check raises the right MandateError itself."""
+    """A permission whose check raises the domain's MandateError itself."""
 
     message = "You are not allowed to do that."
     error_extensions = {"code": FORBIDDEN}
-
-    async def check(self, source: Any, info: Info, **kwargs: Any) -> None:
-        raise NotImplementedError
-
-    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        await self.check(source, info, **kwargs)
-        return True
-
-
-class SourceGuard(BasePermission):
-    """A guard that decides from the object alone, without awaiting: a field under only such
-    guards resolves synchronously, which matters on the thousands of objects of a tree."""
-
-    message = Guard.message
-    error_extensions = Guard.error_extensions
 
     def check(self, source: Any, info: Info, **kwargs: Any) -> None:
         raise NotImplementedError
@@ -58,92 +31,40 @@ class SourceGuard(BasePermission):
         return True
 
 
-def _refuse(access: Access) -> MandateError:
-    return MandateError(_CODE_FOR_ACCESS.get(access, FORBIDDEN))
+class _Allows(Guard):
+    act: Act
+
+    def check(self, source, info, **kwargs):
+        info.context.caller.require(self.act)
 
 
-class HasSession(Guard):
-    """Any live token, whatever its kind (logout)."""
-
-    error_extensions = {"code": UNAUTHENTICATED}
-
-    async def check(self, source, info, **kwargs):
-        await info.context.require_session()
+def allows(act: Act) -> type[Guard]:
+    """The guard of a field that only callers who may perform `act` reach."""
+    return type(f"Allows{act.name.title().replace('_', '')}", (_Allows,), {"act": act, "__doc__": act.value})
 
 
-class IsFullSession(Guard):
-    """A session that passed every step its user needs."""
-
-    async def check(self, source, info, **kwargs):
-        access = await info.context.access()
-        if access is not Access.FULL:
-            raise _refuse(access)
-
-
-class MayEnrol(Guard):
-    """Enrolment-only tokens, and full sessions (setting 2FA up voluntarily)."""
-
-    async def check(self, source, info, **kwargs):
-        access = await info.context.access()
-        if access not in (Access.FULL, Access.ENROLMENT_ONLY):
-            raise _refuse(access)
+MayRead = allows(Act.READ)
+MayEnrol = allows(Act.ENROL)
+MayVerifySecondFactor = allows(Act.VERIFY_SECOND_FACTOR)
+MayLogOut = allows(Act.LOG_OUT)
+MayChangeOwnSecurity = allows(Act.CHANGE_OWN_SECURITY)
+MayManage = allows(Act.MANAGE)
 
 
-class IsPasswordOnlySession(Guard):
-    """The token of a login waiting for its second factor."""
+class ReadsUserField(Guard):
+    """A field of a User: who may read which (models/callers.py, `require_to_read_user`)."""
 
-    async def check(self, source, info, **kwargs):
-        access = await info.context.access()
-        if access is Access.FULL:
-            raise MandateError(FORBIDDEN, "This session has already passed its second factor.")
-        if access is not Access.PASSWORD_ONLY:
-            raise _refuse(access)
+    def check(self, source, info, **kwargs):
+        info.context.caller.require_to_read_user(info.python_name, source.pk, seen_by_manager=source.seen_by_manager)
 
 
-class ManagesAccount(Guard):
-    """The caller manages the account named by `accountId` (any other account: FORBIDDEN)."""
-
-    async def check(self, source, info, **kwargs):
-        account_id = pk_of(kwargs["account_id"], "Account", "accountId")
-        view = await (await info.context.viewer()).view(account_id)
-        require_manager(view)
-
-
-class HasOwnTwoFactor(Guard):
-    """The caller's own login has 2FA on, and this session passed it."""
-
-    async def check(self, source, info, **kwargs):
-        session = await info.context.require_session()
-        require_own_two_factor(session.user, session)
-
-
-class CanReadAccount(SourceGuard):
+class CanReadAccount(Guard):
     """Beyond id and name, an account shown only as an enforcement source is closed."""
 
     def check(self, source, info, **kwargs):
-        if not source.view.readable:
-            raise MandateError(FORBIDDEN, "You have no role on that account.")
+        source.view.require_readable()
 
 
-class IsManagerHere(SourceGuard):
+class IsManagerHere(Guard):
     def check(self, source, info, **kwargs):
-        if not source.view.is_manager:
-            raise MandateError(FORBIDDEN, "Only managers of this account may read that.")
-
-
-class IsSelf(Guard):
-    async def check(self, source, info, **kwargs):
-        session = await info.context.require_session()
-        if source.pk != session.user_id:
-            raise MandateError(FORBIDDEN, "Only the user themself may read that.")
-
-
-class CanSeeTwoFactorStatus(Guard):
-    """The user themself, or a manager who reached the user through an account they manage."""
-
-    async def check(self, source, info, **kwargs):
-        if source.seen_by_manager:
-            return
-        session = await info.context.require_session()
-        if source.pk != session.user_id:
-            raise MandateError(FORBIDDEN, "Only the user and their managers may read that.")
+        source.view.require_manager()

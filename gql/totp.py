@@ -6,7 +6,7 @@ from typing import Optional
 
 import strawberry
 
-from mandate.gql.permissions import IsFullSession, MayEnrol
+from mandate.gql.permissions import MayChangeOwnSecurity, MayEnrol
 from mandate.gql.users import UserNode
 from mandate.models import totp
 
@@ -31,8 +31,7 @@ class TotpConfirmation:
 class TotpMutations:
     @strawberry.mutation(permission_classes=[MayEnrol], description="Starts (or restarts) enrolment.")
     async def enrol_totp(self, info: strawberry.Info) -> TotpEnrolment:
-        session = await info.context.require_session()
-        enrolment = await totp.start_enrolment(session, info.context.client_address)
+        enrolment = await totp.start_enrolment(info.context.caller.session, info.context.client_address)
         return TotpEnrolment(
             secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_code_svg=enrolment.qr_code_svg
         )
@@ -42,22 +41,22 @@ class TotpMutations:
         description="Proves the app works; 2FA is on from here, and the calling session counts as having passed it.",
     )
     async def confirm_totp(self, info: strawberry.Info, code: str) -> TotpConfirmation:
-        session = await info.context.require_session()
+        session = info.context.caller.session
         done = await totp.confirm_enrolment(session, code, info.context.client_address)
         new_token = done.new_token.token if done.new_token else None
-        info.context.forget_session(new_token)
+        await info.context.become(new_token)  # the same session, or the full one that replaced it
         return TotpConfirmation(
             recovery_codes=done.recovery_codes,
             token=new_token,
             user=UserNode.of(done.user),
         )
 
-    @strawberry.mutation(permission_classes=[IsFullSession])
+    @strawberry.mutation(permission_classes=[MayChangeOwnSecurity])
     async def disable_totp(self, info: strawberry.Info, code: str) -> UserNode:
-        session = await info.context.require_session()
-        return UserNode.of(await totp.disable(session, code, info.context.client_address))
+        caller = info.context.caller
+        return UserNode.of(await totp.disable(caller.session, code, info.context.client_address))
 
-    @strawberry.mutation(permission_classes=[IsFullSession])
+    @strawberry.mutation(permission_classes=[MayChangeOwnSecurity])
     async def regenerate_recovery_codes(self, info: strawberry.Info, code: str) -> list[str]:
-        session = await info.context.require_session()
-        return await totp.regenerate_recovery_codes(session, code, info.context.client_address)
+        caller = info.context.caller
+        return await totp.regenerate_recovery_codes(caller.session, code, info.context.client_address)

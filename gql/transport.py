@@ -1,5 +1,4 @@
-"""What a POST must be to be read, written once for the two places that read it: the response
-cache's lane (gql/response_cache.py) and the GraphQL handler (gql/app.py); and what an answer is:
+"""What a POST must be to be read (its media type, its body under the cap), and what an answer is:
 its media type, chosen from `Accept` (GraphQL over HTTP), and its JSON body."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import strawberry
 
 from mandate.gql.ids import to_global_id
 from mandate.gql.node import Node
-from mandate.gql.permissions import CanSeeTwoFactorStatus, IsFullSession, IsSelf
+from mandate.gql.permissions import ReadsUserField
 from mandate.models.tables import Role as RoleModel
 from mandate.models.tables import User
 from mandate.models.totp import recovery_codes_remaining
@@ -27,8 +27,11 @@ class MembershipNode:
 
 @strawberry.type(name="User")
 class UserNode(Node):
-    email: str
-    name: str
+    """Every field asks the domain who may read it (models/callers.py, USER_FIELDS)."""
+
+    id: strawberry.ID = strawberry.field(permission_classes=[ReadsUserField])
+    email: str = strawberry.field(permission_classes=[ReadsUserField])
+    name: str = strawberry.field(permission_classes=[ReadsUserField])
     pk: strawberry.Private[int]
     enabled: strawberry.Private[bool]
     # Reached through an account the caller manages (compliance, audit, reset): 2FA state shows.
@@ -45,22 +48,22 @@ class UserNode(Node):
             seen_by_manager=seen_by_manager,
         )
 
-    @strawberry.field(permission_classes=[CanSeeTwoFactorStatus])
+    @strawberry.field(permission_classes=[ReadsUserField])
     def two_factor_enabled(self) -> bool:
         return self.enabled
 
     @strawberry.field(
-        permission_classes=[CanSeeTwoFactorStatus],
+        permission_classes=[ReadsUserField],
         description="Some account the user can reach is enforced.",
     )
     async def two_factor_required(self, info: strawberry.Info) -> bool:
         return await info.context.bound_to_two_factor.load(self.pk)
 
-    @strawberry.field(permission_classes=[IsFullSession, IsSelf])
+    @strawberry.field(permission_classes=[ReadsUserField])
     async def recovery_codes_remaining(self) -> int:
         return await recovery_codes_remaining(self.pk)
 
-    @strawberry.field(permission_classes=[IsFullSession, IsSelf])
+    @strawberry.field(permission_classes=[ReadsUserField])
     async def memberships(self, info: strawberry.Info) -> list[MembershipNode]:
         from mandate.gql.accounts import AccountNode
 

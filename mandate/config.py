@@ -115,8 +115,6 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: _int("MANDATE_MAX_BODY_BYTES", 262144))
     # Objects one answer may hold, counted during execution (gql/limits.py); past it, QUERY_TOO_COMPLEX.
     max_result_objects: int = field(default_factory=lambda: _int("MANDATE_MAX_RESULT_OBJECTS", 50000))
-    # Memory for answers to repeated queries, per process (gql/response_cache.py); 0 turns it off.
-    response_cache_mb: int = field(default_factory=lambda: _int("MANDATE_RESPONSE_CACHE_MB", 64))
     # Whether MANDATE_SECRET_KEY names any key (production refuses to start without one).
     secret_key_set: bool = field(default_factory=lambda: bool(_configured_keys()))
     # /metrics in Prometheus' text format on the API's own port (gql/observability.py).

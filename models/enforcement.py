@@ -1,4 +1,4 @@
-"""The heart of Mandate: who must use 2FA, switching enforcement, compliance and resets."""
+"""The heart of Mandate: switching enforcement, compliance and resets (who must use 2FA: models/binding.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from tortoise.transactions import in_transaction
 
 from mandate.models import audit, clock, sessions, throttle
-from mandate.models.errors import FORBIDDEN, NOT_FOUND, TWO_FACTOR_SETUP_REQUIRED, MandateError
+from mandate.models.callers import Act, Caller
+from mandate.models.errors import FORBIDDEN, NOT_FOUND, MandateError
 from mandate.models.reach import AccountView, Viewer
-from mandate.models.sql import fetch, in_list
+from mandate.models.sql import fetch
 from mandate.models.tables import Account, RecoveryCode, User
 
 # Users an account's enforcement binds: a role on it, an ancestor or a descendant, and the
@@ -35,76 +36,38 @@ _BOUND_USERS_CTE = """
 """
 
 
-async def users_bound_to_two_factor(user_ids: list[int]) -> set[int]:
-    """Of these users, those who must use 2FA: some account they reach is enforced.
-
-    An account a user reaches is enforced when an enforced account lies on its path to the root
-    (walk up from what they reach), or, for a role, anywhere in the subtree below it (walk up
-    from the enforced accounts). One statement, whatever the size of the trees.
-    """
-    if not user_ids:
-        return set()
-    ids = in_list(user_ids)
-    rows = await fetch(
-        f"""
-        WITH RECURSIVE
-        reached(user_id, id) AS (
-            SELECT user_id, account_id FROM memberships WHERE user_id IN ({ids})
-            UNION
-            SELECT sm.user_id, s.account_id FROM site_memberships sm JOIN sites s ON s.id = sm.site_id
-            WHERE sm.user_id IN ({ids})
-            UNION
-            SELECT reached.user_id, a.parent_id FROM accounts a JOIN reached ON a.id = reached.id
-            WHERE a.parent_id IS NOT NULL
-        ),
-        above_enforced(id) AS (
-            SELECT id FROM accounts WHERE enforced
-            UNION
-            SELECT a.parent_id FROM accounts a JOIN above_enforced e ON a.id = e.id
-            WHERE a.parent_id IS NOT NULL
-        )
-        SELECT reached.user_id FROM reached JOIN accounts a ON a.id = reached.id WHERE a.enforced
-        UNION
-        SELECT m.user_id FROM memberships m JOIN above_enforced e ON e.id = m.account_id
-        WHERE m.user_id IN ({ids})
-        """,
-        [*user_ids, *user_ids, *user_ids],
-    )
-    return {row["user_id"] for row in rows}
-
-
-async def must_use_two_factor(user_id: int) -> bool:
-    return user_id in await users_bound_to_two_factor([user_id])
-
-
 def require_manager(view: AccountView | None) -> None:
-    if view is None or not view.is_manager:
-        raise MandateError(FORBIDDEN, "You do not manage that account.")
-
-
-def require_own_two_factor(user: User, session) -> None:
-    """Managers act on others' security only from a login secured by a second factor."""
-    if not user.two_factor_enabled or not session.two_factor_passed:
-        raise MandateError(TWO_FACTOR_SETUP_REQUIRED)
+    message = "You do not manage that account."
+    if view is None:
+        raise MandateError(FORBIDDEN, message)
+    view.require_manager(message)
 
 
 async def set_enforcement(
-    account_id: int, enforced: bool, actor: User, client_address: str | None
-) -> None:
-    """Switch this account's own enforcement: one row and one audit event, whatever the tree."""
+    caller: Caller, viewer: Viewer, account_id: int, enforced: bool, client_address: str | None
+) -> AccountView:
+    """Switch this account's own enforcement: one row and one audit event, whatever the tree.
+
+    Rule 1, whole: only a manager of the account (anyone else: FORBIDDEN, whatever their 2FA), and
+    only from a login secured by a second factor (TWO_FACTOR_SETUP_REQUIRED)."""
+    caller.require(Act.READ)
+    view = await viewer.view(account_id)
+    require_manager(view)
+    caller.require(Act.MANAGE)
     async with in_transaction():
         changed = await Account.filter(id=account_id).exclude(enforced=enforced).update(
             enforced=enforced,
             enforcement_changed_at=clock.now(),
-            enforcement_changed_by_id=actor.id,
+            enforcement_changed_by_id=caller.user_id,
         )
         if changed:
             await audit.record(
                 audit.ENFORCEMENT_ON if enforced else audit.ENFORCEMENT_OFF,
-                actor_id=actor.id,
+                actor_id=caller.user_id,
                 account_id=account_id,
                 client_address=client_address,
             )
+    return await viewer.view(account_id)
 
 
 @dataclass(frozen=True)
@@ -215,15 +178,22 @@ async def manages_everything_reached_by(manager: Viewer, user_id: int) -> bool:
 
 
 async def reset_member_two_factor(
-    manager: Viewer, account_id: int, user_id: int, client_address: str | None
+    caller: Caller, viewer: Viewer, account_id: int, user_id: int, client_address: str | None
 ) -> User:
-    """Remove a member's TOTP and recovery codes and end their sessions."""
-    if user_id == manager.user_id:  # one's own 2FA goes only with a code, and not while enforced
+    """Remove a member's TOTP and recovery codes and end their sessions.
+
+    The whole rule: a manager of the account, from a login secured by a second factor (rule 1's
+    checks, in its order), never of themself, only of a user the account binds, and only when
+    every account that user reaches lies in trees this manager manages."""
+    caller.require(Act.READ)
+    require_manager(await viewer.view(account_id))
+    caller.require(Act.MANAGE)
+    if user_id == caller.user_id:  # one's own 2FA goes only with a code, and not while enforced
         raise MandateError(FORBIDDEN, "You cannot reset your own two-factor authentication: use disableTotp.")
     user = await User.get_or_none(id=user_id)
     if user is None or not await binds(account_id, user_id):
         raise MandateError(NOT_FOUND, "No such member on that account.")
-    if not await manages_everything_reached_by(manager, user_id):
+    if not await manages_everything_reached_by(viewer, user_id):
         raise MandateError(
             FORBIDDEN, "That user also reaches accounts you do not manage: ask their managers."
         )
@@ -234,11 +204,10 @@ async def reset_member_two_factor(
         await throttle.reset(throttle.second_factor_key(user_id))
         await audit.record(
             audit.TWO_FACTOR_RESET,
-            actor_id=manager.user_id,
+            actor_id=caller.user_id,
             subject_id=user_id,
             account_id=account_id,
             client_address=client_address,
         )
     await user.refresh_from_db()
     return user
-

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from mandate.models.sql import fetch, in_list
-from mandate.models.tables import Membership, Role, SiteMembership
+from mandate.models.errors import FORBIDDEN, MandateError
+from mandate.models.sql import as_datetime, fetch, in_list
+from mandate.models.tables import Membership, Role, Site, SiteMembership
 
 ACCOUNT_COLUMNS = "id, name, parent_id, enforced, enforcement_changed_at, enforcement_changed_by_id"
 
@@ -27,15 +28,12 @@ class AccountRow:
 
     @classmethod
     def from_db(cls, row: dict) -> AccountRow:
-        changed_at = row["enforcement_changed_at"]
-        if isinstance(changed_at, str):  # SQLite returns raw text from raw queries
-            changed_at = datetime.fromisoformat(changed_at)
         return cls(
             id=row["id"],
             name=row["name"],
             parent_id=row["parent_id"],
             enforced=bool(row["enforced"]),
-            changed_at=changed_at,
+            changed_at=as_datetime(row["enforcement_changed_at"]),
             changed_by_id=row["enforcement_changed_by_id"],
         )
 
@@ -69,6 +67,36 @@ class AccountView:
     @property
     def enforced(self) -> bool:
         return self.source is not None
+
+    def require_readable(self) -> None:
+        if not self.readable:
+            raise MandateError(FORBIDDEN, "You have no role on that account.")
+
+    def require_manager(self, message: str = "Only managers of this account may read that.") -> None:
+        if not self.is_manager:
+            raise MandateError(FORBIDDEN, message)
+
+    @property
+    def shows_tree(self) -> bool:
+        """Parent and children show to role holders only: a site member sees their sites' account
+        alone, and an account shown as an enforcement source shows nothing around it."""
+        return self.role is not None
+
+    def visible_sites(self, rows: list[dict]) -> list[dict]:
+        """Of the account's sites, those the viewer sees: all with a role, their own as a site member."""
+        own = self.own_site_ids
+        return rows if own is None else [row for row in rows if row["id"] in own]
+
+    def source_view(self, seen: AccountView | None) -> AccountView | None:
+        """This account's enforcement source as the viewer may see it: as they see it when they
+        reach it (`seen`), else by id and name only."""
+        if self.source is None:
+            return None
+        if self.source.id == self.row.id:
+            return self
+        if seen is None or not seen.readable:
+            return AccountView(self.source, None, None, self.source)
+        return seen
 
     def below(self, child: AccountRow, direct_role: Role | None) -> AccountView:
         """The view of a child account, derived from this (its parent's) view."""
@@ -122,6 +150,36 @@ async def subtree(account_id: int) -> list[tuple[int, AccountRow]]:
         [account_id],
     )
     return [(row["depth"], AccountRow.from_db(row)) for row in rows]
+
+
+# Batch loads for the levels of a tree, one statement per level, in the order of the keys given
+# (a DataLoader's batch functions). Raw SQL: the ORM's query building costs more than the query
+# itself when the IN list holds a thousand ids.
+async def children_of(parent_ids: list[int]) -> list[list[AccountRow]]:
+    rows = await fetch(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE parent_id IN ({in_list(parent_ids)}) ORDER BY name, id",
+        parent_ids,
+    )
+    by_parent: dict[int, list[AccountRow]] = {pid: [] for pid in parent_ids}
+    for row in rows:
+        by_parent[row["parent_id"]].append(AccountRow.from_db(row))
+    return [by_parent[pid] for pid in parent_ids]
+
+
+async def sites_of(account_ids: list[int]) -> list[list[dict]]:
+    rows = await fetch(
+        f"SELECT id, name, account_id FROM sites WHERE account_id IN ({in_list(account_ids)}) ORDER BY name, id",
+        account_ids,
+    )
+    by_account: dict[int, list[dict]] = {aid: [] for aid in account_ids}
+    for row in rows:
+        by_account[row["account_id"]].append(row)
+    return [by_account[aid] for aid in account_ids]
+
+
+async def site(site_id: int) -> dict | None:
+    rows = await Site.filter(id=site_id).values("id", "name", "account_id")
+    return rows[0] if rows else None
 
 
 def nearest_enforced(chain: list[AccountRow]) -> AccountRow | None:
@@ -178,6 +236,13 @@ class Viewer:
                 continue  # a role further up reaches this one already
             result.append(self.view_from_chain(chain))
         return sorted(result, key=lambda v: (v.row.name, v.row.id))
+
+    async def site_view(self, site: dict) -> AccountView | None:
+        """The view of a site's account, when the viewer may see that site; else None."""
+        view = await self.view(site["account_id"])
+        if view is None or not view.visible_sites([site]):
+            return None
+        return view
 
     def direct_role(self, account_id: int) -> Role | None:
         return self.roles.get(account_id)

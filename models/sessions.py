@@ -11,39 +11,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 
 from tortoise.transactions import in_transaction
 
 from mandate.config import get_settings
 from mandate.models import clock, throttle
+from mandate.models.binding import must_use_two_factor
+from mandate.models.callers import RIGHTS, LoginStatus, kind_of_session
 from mandate.models.crypto import digest, new_token, verify_password
 from mandate.models.errors import INVALID_CREDENTIALS, MandateError, bad_input
-from mandate.models.sql import fetch
 from mandate.models.tables import Session, SessionKind, User
 from mandate.models.users import MAX_PASSWORD_LENGTH, normalise_email
-
-
-class Access(Enum):
-    """What a request may do, from its token and the user's state now."""
-
-    ANONYMOUS = "anonymous"
-    PASSWORD_ONLY = "password_only"
-    ENROLMENT_ONLY = "enrolment_only"
-    FULL = "full"
-
-
-class LoginStatus(Enum):
-    AUTHENTICATED = "AUTHENTICATED"
-    TWO_FACTOR_REQUIRED = "TWO_FACTOR_REQUIRED"
-    ENROLMENT_REQUIRED = "ENROLMENT_REQUIRED"
-
-
-_STATUS_OF_KIND = {
-    SessionKind.FULL: LoginStatus.AUTHENTICATED,
-    SessionKind.PASSWORD: LoginStatus.TWO_FACTOR_REQUIRED,
-    SessionKind.ENROLMENT: LoginStatus.ENROLMENT_REQUIRED,
-}
 
 
 @dataclass(frozen=True)
@@ -54,7 +32,9 @@ class IssuedToken:
 
     @property
     def status(self) -> LoginStatus:
-        return _STATUS_OF_KIND[self.session.kind]
+        """What the new token may do (a fresh token's user was just checked: must_enrol is its kind)."""
+        kind = kind_of_session(self.session.kind, self.session.two_factor_passed, self.user.two_factor_enabled, False)
+        return RIGHTS[kind].status
 
     @property
     def expires_at(self) -> datetime:
@@ -85,62 +65,6 @@ async def issue(
     return IssuedToken(token, session, user)
 
 
-async def authenticate(token: str) -> Session | None:
-    """The live session behind a bearer token, with its user, in one statement."""
-    if not token or len(token) > 200:
-        return None
-    session = await Session.filter(token_hash=digest(token)).select_related("user").first()
-    if session is None or session.revoked_at is not None or session.expires_at <= clock.now():
-        return None
-    return session
-
-
-@dataclass(frozen=True, slots=True)
-class Glance:
-    """All a cached answer can depend on besides the request: the caller's live session (None
-    without one) and the data version (see migration 0002), read together in one statement."""
-
-    data_version: int
-    session_id: int | None
-    user_id: int | None
-    kind: str | None
-    two_factor_passed: bool | None
-
-    @property
-    def caller(self) -> tuple | None:
-        """Who is asking, as far as an answer can differ: the session as it stands now."""
-        return None if self.session_id is None else (self.session_id, self.kind, self.two_factor_passed)
-
-
-_GLANCE = (
-    "SELECT v.version, s.id, s.user_id, s.kind, s.two_factor_passed FROM mandate_data_version v"
-    " LEFT JOIN sessions s ON s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?"
-    " WHERE v.id = 1"
-)
-
-
-async def glance(token: str | None) -> Glance:
-    token_hash = digest(token) if token and len(token) <= 200 else None
-    row = (await fetch(_GLANCE, (token_hash, clock.now())))[0]
-    passed = row["two_factor_passed"]
-    return Glance(row["version"], row["id"], row["user_id"], row["kind"], None if passed is None else bool(passed))
-
-
-async def access_of(session: Session | None) -> Access:
-    """Enrolment is required of a user bound to 2FA without it, from their very next request."""
-    from mandate.models.enforcement import must_use_two_factor  # enforcement imports sessions
-
-    if session is None:
-        return Access.ANONYMOUS
-    if session.kind is SessionKind.PASSWORD:
-        return Access.PASSWORD_ONLY
-    if session.kind is SessionKind.ENROLMENT:
-        return Access.ENROLMENT_ONLY
-    if not session.user.two_factor_enabled and await must_use_two_factor(session.user.id):
-        return Access.ENROLMENT_ONLY
-    return Access.FULL
-
-
 async def revoke(session: Session) -> None:
     await Session.filter(id=session.id, revoked_at=None).update(revoked_at=clock.now())
 
@@ -153,8 +77,6 @@ async def end_all(user_id: int, *, except_session_id: int | None = None) -> None
 
 
 async def login(email: str, password: str, client_address: str | None) -> IssuedToken:
-    from mandate.models.enforcement import must_use_two_factor
-
     email = normalise_email(email)
     if len(password) > MAX_PASSWORD_LENGTH:
         raise bad_input("That password is too long.", "password")

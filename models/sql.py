@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
@@ -33,3 +34,10 @@ async def fetch(sql: str, params: Iterable[Any] = ()) -> list[dict]:
     if conn.capabilities.dialect == "postgres":
         sql = _numbered(sql)
     return await conn.execute_query_dict(sql, list(params))
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A timestamp from a raw query: PostgreSQL gives datetimes, SQLite the text tortoise wrote."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value

@@ -22,6 +22,7 @@ import segno
 from tortoise.transactions import in_transaction
 
 from mandate.models import audit, clock, sessions, throttle
+from mandate.models.binding import must_use_two_factor
 from mandate.models.crypto import UnreadableSecret, constant_time_equal, decrypt_secret, digest, encrypt_secret
 from mandate.models.errors import (
     FORBIDDEN,
@@ -303,8 +304,6 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
 
 async def disable(session: Session, raw_code: str, client_address: str | None) -> User:
     """Remove one's own 2FA (not while it is enforced); every session ends."""
-    from mandate.models.enforcement import must_use_two_factor
-
     user = session.user
     parse_code(raw_code)
     if not user.two_factor_enabled:

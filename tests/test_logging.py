@@ -169,12 +169,12 @@ def test_production_serve_warns_on_sqlite(live):
     assert warned is live.sqlite
 
 
-async def test_an_answer_from_the_response_cache_is_logged_with_its_caller(live, seed):
+async def test_each_answer_to_a_repeated_query_is_logged_with_its_caller(live, seed):
     await seed({"users": [{"email": MEMBER}], "accounts": [{"name": "Group", "members": [MEMBER]}]})
     member_id = (await User.get(email=MEMBER)).id
     _, token = await live.api.login_token(MEMBER)
     live.request_ids.clear()
-    for _ in range(2):  # executed, then answered from the cache
+    for _ in range(2):
         assert not (await live.api.gql("{ me { id } }", token=token)).errors
     lines = live.request_lines(live.request_ids)
     assert [(lines[i]["operation"], lines[i]["user_id"]) for i in live.request_ids] == [("me", member_id)] * 2

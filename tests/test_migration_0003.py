@@ -1,7 +1,7 @@
 """Migration 0003 (enrolment per session), applied by `mandate migrate` to a database at 0002
 with data in it, on each backend: every row stays, the users' pending secrets are dropped (no
-session is known to have started them), sessions gain an empty pending secret, and migration
-0002's data-version triggers still fire on users."""
+session is known to have started them), sessions gain an empty pending secret; and migration 0004
+then drops 0002's data version whole."""
 
 from __future__ import annotations
 
@@ -100,11 +100,19 @@ async def test_migration_0003_keeps_every_row_and_drops_the_users_pending_secret
     assert await run_sql(url, ["SELECT id FROM sessions WHERE totp_pending_secret IS NOT NULL"]) == [[]]
 
 
-async def test_after_migration_0003_the_data_version_still_moves_with_users(at_0002_with_data):
+async def test_migration_0004_drops_the_data_version_its_function_and_its_triggers(at_0002_with_data):
     url, mandate = at_0002_with_data
+    assert await run_sql(url, ["SELECT version FROM mandate_data_version"]) != [[]]  # 0002 made it
     assert mandate.run("migrate").returncode == 0
-    version = "SELECT version FROM mandate_data_version"
-    [before] = await run_sql(url, [version])
-    await run_sql(url, ["UPDATE users SET name = 'Ann Smith' WHERE id = 1"])
-    [after] = await run_sql(url, [version])
-    assert after != before
+    if url.startswith("sqlite"):
+        leftovers = "SELECT name FROM sqlite_master WHERE name LIKE 'mandate_data_version%'"
+    else:
+        leftovers = (
+            "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'mandate_data_version%'"
+            " UNION ALL SELECT proname FROM pg_proc WHERE proname = 'mandate_replace_data_version'"
+            " UNION ALL SELECT tablename FROM pg_tables WHERE tablename = 'mandate_data_version'"
+        )
+    assert await run_sql(url, [leftovers]) == [[]]
+    # Writes to what the triggers watched go on as before.
+    await run_sql(url, ["UPDATE users SET name = 'Ann Smith' WHERE id = 1", "DELETE FROM recovery_codes"])
+    assert await run_sql(url, ["SELECT name FROM users WHERE id = 1"]) == [[("Ann Smith",)]]

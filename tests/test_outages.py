@@ -1,6 +1,6 @@
 """A database that does not answer (issue 12, items 5 and 6): every request is answered in JSON,
 HTTP 503, SERVICE_UNAVAILABLE with `retryAfter` and no partial data, wherever the failure is met
-(the cache's lane, authentication, a resolver, a health check); anything else unexpected is a
+(resolving the caller, a resolver, a health check); anything else unexpected is a
 masked JSON 500; /readyz tells a read-only database from one that takes writes; and a real
 PostgreSQL restarted under load from two server processes loses no acknowledged write, answers
 nothing but JSON, and fails no request that began after it was back.
@@ -36,7 +36,8 @@ from tortoise import connections
 from tortoise.backends.asyncpg.client import TransactionWrapper
 from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 
-from mandate.gql import observability, response_cache
+from mandate.gql import observability
+from mandate.models import callers
 from mandate.gql.app import create_app
 from mandate.models.tables import Session
 from tests.conftest import BACKENDS, CLIENT_ADDRESS, Api, _on_server
@@ -101,8 +102,8 @@ async def test_a_query_is_answered_503_when_the_database_is_gone(client, member_
     assert_unavailable(response)
 
 
-async def test_without_the_cache_authentication_and_resolvers_answer_503(monkeypatch, member_token):
-    async with client_with_settings(monkeypatch, MANDATE_RESPONSE_CACHE_MB="0") as http:
+async def test_authentication_and_resolvers_answer_503(monkeypatch, member_token):
+    async with client_with_settings(monkeypatch) as http:
         async with database_gone():
             read = await http.post("/graphql", json=READ, headers={"Authorization": f"Bearer {member_token}"})
             login = await http.post("/graphql", json=LOGIN)
@@ -114,7 +115,7 @@ async def test_without_the_cache_authentication_and_resolvers_answer_503(monkeyp
 
 async def test_a_mutation_that_fails_on_the_way_writes_nothing(monkeypatch, clinic):
     before = await Session.all().count()
-    async with client_with_settings(monkeypatch, MANDATE_RESPONSE_CACHE_MB="0") as http:
+    async with client_with_settings(monkeypatch) as http:
         async with database_gone():
             assert_unavailable(await http.post("/graphql", json=LOGIN))
     assert await Session.all().count() == before
@@ -161,11 +162,11 @@ def assert_masked(response: httpx.Response) -> None:
                                            "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
 
 
-async def test_an_unexpected_error_before_the_handler_is_a_masked_json_500(client, monkeypatch, caplog):
-    async def broken(token):
+async def test_an_unexpected_error_while_resolving_the_caller_is_a_masked_json_500(client, monkeypatch, caplog):
+    async def broken(authorization):
         raise RuntimeError("internal detail never shown")
 
-    monkeypatch.setattr(response_cache, "glance", broken)
+    monkeypatch.setattr(callers, "resolve", broken)
     caplog.set_level(logging.INFO, logger="mandate.request")
     response = await client.post("/graphql", json=READ)
     assert_masked(response)
@@ -233,7 +234,7 @@ async def test_readyz_is_503_on_a_read_only_database_while_healthz_stays_200(cli
 
 async def test_a_write_on_a_read_only_database_is_503_and_writes_nothing(monkeypatch, clinic, database_url):
     before = await Session.all().count()
-    async with client_with_settings(monkeypatch, MANDATE_RESPONSE_CACHE_MB="0") as http:
+    async with client_with_settings(monkeypatch) as http:
         async with database_read_only(database_url):
             login = await http.post("/graphql", json=LOGIN)
             read = await http.post("/graphql", json={"query": "{ __typename }"})

@@ -1,9 +1,8 @@
 """SQL statements per request are exact and do not grow with the tree.
 
-Counted at tortoise's connection, for whichever database the suite runs on. Each count is of a
-document's first run, which executes it; its repeat over unchanged data is answered from the
-response cache in one statement (tests/test_response_cache.py). The first statement of every
-request is that cache's look: the caller's session and the data version.
+Counted at tortoise's connection, for whichever database the suite runs on. Every request with a
+token starts with one statement, the caller's (models/callers.py): the live session, its user and
+whether they are held to enrolment. Nothing is answered from a cache: a repeat costs the same.
 """
 
 from __future__ import annotations
@@ -43,42 +42,50 @@ async def cost(api, statements, query: str, token: str) -> int:
 
 
 @pytest.mark.parametrize("practices, clinics", [(3, 2), (40, 49)], ids=["10-accounts", "2001-accounts"])
-async def test_the_tree_document_costs_eleven_statements_whatever_the_trees_size(api, seed, statements, practices, clinics):
-    # cache look + session + who must use 2FA + the caller's roles and sites (2) + the tops with their
-    # ancestors + sites and children per level (2 x 2) + the last level's sites
+async def test_the_tree_document_costs_nine_statements_whatever_the_trees_size(api, seed, statements, practices, clinics):
+    # the caller + the caller's roles and sites (2) + the tops with their ancestors + sites and
+    # children per level (2 x 2) + the last level's sites
     await seed(organisation(practices, clinics))
     _, token = await api.login_token("grace@example.org")
-    assert await cost(api, statements, TREE, token) == 11
-    assert await cost(api, statements, TREE, token) == 1  # the same again: from the cache
+    assert await cost(api, statements, TREE, token) == 9
+    assert await cost(api, statements, TREE, token) == 9  # the same again: executed again
     # Sites asked for through fragments are loaded ahead, a level at a time, all the same.
-    assert await cost(api, statements, TREE_BY_FRAGMENTS, token) == 11
+    assert await cost(api, statements, TREE_BY_FRAGMENTS, token) == 9
 
 
 @pytest.mark.parametrize("practices, clinics", [(3, 2), (40, 49)], ids=["10-accounts", "2001-accounts"])
-async def test_the_flat_tree_document_costs_nine_statements_whatever_the_trees_size(api, seed, statements, practices, clinics):
-    # cache look + session + who must use 2FA + roles and sites (2) + tops + the subtree (one recursive CTE)
+async def test_the_flat_tree_document_costs_seven_statements_whatever_the_trees_size(api, seed, statements, practices, clinics):
+    # the caller + roles and sites (2) + tops + the subtree (one recursive CTE)
     # + every descendant's parent view (one batch) + every descendant's sites (one batch)
     await seed(organisation(practices, clinics))
     _, token = await api.login_token("grace@example.org")
-    assert await cost(api, statements, FLAT, token) == 9
+    assert await cost(api, statements, FLAT, token) == 7
 
 
 async def test_a_request_of_an_enrolled_user_authenticates_in_one_statement(api, seed, statements):
     await seed(organisation(1, 1))
     login = await api.enrol((await api.login_token("grace@example.org"))[1])
-    assert await cost(api, statements, "{ me { id } }", login.token) == 2  # cache look, session
-    assert await cost(api, statements, "{ me { id } }", login.token) == 1  # cache look
+    assert await cost(api, statements, "{ me { id } }", login.token) == 1  # the caller
+    assert await cost(api, statements, "{ me { id } }", login.token) == 1
 
 
-async def test_who_must_use_two_factor_is_one_statement_whatever_the_trees_size(api, seed, statements):
+async def test_who_must_use_two_factor_is_part_of_the_callers_one_statement_whatever_the_trees_size(api, seed, statements):
     await seed(organisation(20, 9))
     _, token = await api.login_token("grace@example.org")
-    assert await cost(api, statements, "{ me { id } }", token) == 3  # cache look, the session, the rule
+    assert await cost(api, statements, "{ me { id } }", token) == 1  # the caller, held to enrolment or not
+
+
+async def test_a_request_without_a_token_or_with_a_malformed_header_costs_no_statement(api, seed, statements):
+    await seed(organisation(1, 1))
+    for headers in ({}, {"Authorization": "Basic x"}, {"Authorization": "Bearer " + "x" * 300}):
+        statements.clear()
+        response = await api.client.post("/graphql", json={"query": "{ me { id } }"}, headers=headers)
+        assert response.status_code == 200 and statements == []
 
 
 async def test_a_document_seen_before_is_not_validated_again(api, seed):
-    # Two callers, so the second request executes (the response cache is per session): its
-    # validation comes from strawberry's ValidationCache, whose key holds the rule classes.
+    # Two callers, the second's validation comes from strawberry's ValidationCache, whose key
+    # holds the rule classes.
     from strawberry.extensions.validation_cache import _get_validate_cache
 
     await seed(organisation(1, 1))

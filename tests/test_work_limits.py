@@ -192,7 +192,7 @@ async def test_a_request_that_waits_past_its_time_is_refused(api, forty, monkeyp
     async def never(_ids):
         await asyncio.Event().wait()
 
-    monkeypatch.setattr(loaders, "load_children", never)
+    monkeypatch.setattr(loaders, "children_of", never)
     request = asyncio.ensure_future(api.gql("{ accounts { children { id } } }", token=token))
     health = await client.get("/healthz")
     assert health.status_code == 200 and not request.done()
