@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from mandate.gql import loaders
 from mandate.gql.limits import Work
-from mandate.gql.observability import current_request
+from mandate.gql.request_record import current_request
 from mandate.config import get_settings
 from mandate.models.errors import UNAUTHENTICATED, MandateError
 from mandate.models.reach import Viewer
