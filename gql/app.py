@@ -14,7 +14,7 @@ from starlette.routing import Route
 from strawberry.types import ExecutionResult
 from tortoise.contrib.starlette import RegisterTortoise
 
-from mandate.gql import observability, playground
+from mandate.gql import observability, playground, request_record
 from mandate.gql.context import Context
 from mandate.gql.errors import format_error, is_expected
 from mandate.gql.failures import EXCEPTION_HANDLERS, AnswerFailures
@@ -116,7 +116,7 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             context_value=context,
             operation_name=operation_name,
         ))
-        observability.note_execution(query, operation_name, result.errors)
+        request_record.note_execution(query, operation_name, result.errors)
         if result.errors:
             return _answer_with_errors(result, media_type)
         return Response(orjson.dumps({"data": result.data}), media_type=content_type(media_type))

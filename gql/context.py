@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader
 from mandate.config import get_settings
 from mandate.gql import loaders
 from mandate.gql.limits import Work
-from mandate.gql.observability import current_request
+from mandate.gql.request_record import current_request
 from mandate.models import callers
 from mandate.models.callers import Caller
 from mandate.models.reach import Viewer

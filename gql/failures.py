@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from mandate.gql.observability import current_request
+from mandate.gql.request_record import current_request
 from mandate.gql.transport import error_answer, response_media_type
 from mandate.models.availability import RETRY_AFTER_SECONDS, is_outage
 from mandate.models.errors import BAD_REQUEST, INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE, MandateError

@@ -10,8 +10,6 @@ from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
@@ -20,6 +18,7 @@ from strawberry.types import ExecutionContext
 
 from mandate.gql.accounts import AccountNode, AccountQueries, SiteNode
 from mandate.gql.auth import AuthMutations, AuthQueries
+from mandate.gql.documents import ParsedOnce
 from mandate.gql.enforcement import EnforcementMutations
 from mandate.gql.errors import is_expected
 from mandate.gql.execution import lean_execution_context
@@ -27,7 +26,6 @@ from mandate.gql.limits import NoReturnIntoLists, count_objects
 from mandate.gql.storable_text import StorableText
 from mandate.gql.totp import TotpMutations
 from mandate.gql.users import UserNode
-from mandate.gql import validation
 from mandate.gql.validation import OneAttemptPerDocument
 from mandate.models.availability import is_outage
 
@@ -38,7 +36,6 @@ log = logging.getLogger("mandate.graphql")
 # introspection-depth rule bounds those.)
 MAX_DEPTH = 15
 MAX_ALIASES = 30
-MAX_TOKENS = validation.MAX_TOKENS
 
 Query = merge_types("Query", (AuthQueries, AccountQueries))
 Mutation = merge_types("Mutation", (AuthMutations, TotpMutations, EnforcementMutations))
@@ -64,8 +61,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         NoReturnIntoLists,
     ]
     extensions = [
-        lambda: ParserCache(maxsize=256),
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        ParsedOnce,  # the document gql/documents.py parsed, within its token limit
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=256),
         StorableText,  # NUL and lone surrogates: BAD_USER_INPUT before any resolver runs

@@ -117,7 +117,7 @@ class Settings:
     max_result_objects: int = field(default_factory=lambda: _int("MANDATE_MAX_RESULT_OBJECTS", 50000))
     # Whether MANDATE_SECRET_KEY names any key (production refuses to start without one).
     secret_key_set: bool = field(default_factory=lambda: bool(_configured_keys()))
-    # /metrics in Prometheus' text format on the API's own port (gql/observability.py).
+    # /metrics in Prometheus' text format on the API's own port (gql/metrics.py).
     metrics: bool = field(default_factory=lambda: _flag("MANDATE_METRICS", False))
     # prometheus-client's folder for counts shared by several processes; `mandate serve --workers N`
     # makes one when metrics are on (prometheus-client reads the variable itself too).

@@ -157,3 +157,35 @@ async def test_too_many_aliases_are_refused(api, ann):
     result = await api.gql(query, token=ann.token)
     assert result.code == "GRAPHQL_VALIDATION_FAILED"
     assert result.data is None
+
+
+# Tokens: one limit, wherever the document is read.
+
+MAX_TOKENS = 5000
+ME = "{ me { email } }"  # 6 tokens
+
+
+def padded(tokens: int) -> str:
+    """ME grown to this many tokens with comments (graphql-core counts each comment)."""
+    return ME + "\n" + "# padding\n" * (tokens - 6)
+
+
+async def test_a_document_of_as_many_tokens_as_the_limit_is_answered(api, ann):
+    result = await api.gql(padded(MAX_TOKENS), token=ann.token)
+    assert not result.errors, result.body
+    assert result.data == {"me": {"email": EMAIL}}
+
+
+async def test_a_document_over_the_token_limit_is_refused_as_unparsable(api, ann):
+    result = await api.gql(padded(MAX_TOKENS + 1), token=ann.token)
+    assert result.code == "GRAPHQL_PARSE_FAILED", result.body
+    assert "more than 5000 tokens" in result.errors[0]["message"]
+    assert result.data is None
+
+
+async def test_a_document_over_the_token_limit_is_unparsable_whatever_operation_it_names(api, ann):
+    """The operation is looked for in the document within the same limit: past it, the answer
+    is the parse's, not "no such operation"."""
+    result = await api.gql(padded(MAX_TOKENS + 1), token=ann.token, operation_name="Nowhere")
+    assert result.code == "GRAPHQL_PARSE_FAILED", result.body
+    assert result.data is None

@@ -107,6 +107,15 @@ async def test_accounts_under_enforcement_are_counted_at_scrape_time(metered, se
     assert samples[("mandate_accounts_enforced_here", ())] == 1
 
 
+async def test_a_scrape_counts_the_accounts_in_one_statement(metered, seed, statements):
+    client, _ = metered
+    await seed({"accounts": [{"name": "Group", "children": [{"name": "A"}, {"name": "B"}]}]})
+    statements.clear()
+    samples = await scrape(client)
+    assert samples[("mandate_accounts", ())] == 3
+    assert len(statements) == 1
+
+
 async def test_with_several_workers_every_scrape_reports_the_totals_of_all(database_url, tmp_path):
     """`mandate serve --workers 2`: whichever process answers a scrape, it counts every process's
     requests (prometheus-client's multi-process mode)."""
