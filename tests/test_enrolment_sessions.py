@@ -21,22 +21,13 @@ import pytest
 
 from mandate.models import audit, sessions, throttle
 from mandate.models.tables import AuditEvent, RecoveryCode, Session, Throttle, User
-from tests.conftest import CLIENT_ADDRESS, Api, Result, totp_now
-from tests.test_login import (
-    AUDIT,
-    DISABLE,
-    LONER,
-    MANAGER,
-    ME,
-    MEMBER,
-    REGENERATE,
-    enforcing_manager,
-    error_code,
-    signed_in,
-)
-from tests.test_totp import confirm, start_enrolment, wrong_code
+from tests.support.api import Api, CLIENT_ADDRESS, Result, error_code
+from tests.support.codes import totp_now, wrong_code
+from tests.support.documents import AUDIT, DISABLE, ME, REGENERATE
+from tests.support.people import confirm, signed_in, start_enrolment
+from tests.support.worlds import LONER, MANAGER, MEMBER, enforcing_manager
+from tests.support.documents import REMAINING
 
-REMAINING = "{ me { recoveryCodesRemaining } }"
 CONFIRMATION_RACERS = 10
 # The errors a confirmation that loses a race may answer: API.md's three, and RATE_LIMITED for
 # racers past the four free attempts (the throttle counts each attempt before checking it).

@@ -13,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from mandate.gql.app import create_app
 from mandate.config import reload_settings
 from mandate.models.tables import Account
-from tests.conftest import CLIENT_ADDRESS, Api
-from tests.test_cli import COMMAND, _backend, _free_port, _wait_until_healthy
+from tests.support.api import Api, CLIENT_ADDRESS
+from tests.support.databases import backend_of
+from tests.support.servers import COMMAND, free_port, wait_until_healthy
 
 MANAGER, MEMBER = "manager@example.org", "member@example.org"
 WRONG_CODE = "000000"
@@ -110,16 +111,16 @@ async def test_accounts_under_enforcement_are_counted_at_scrape_time(metered, se
 async def test_with_several_workers_every_scrape_reports_the_totals_of_all(database_url, tmp_path):
     """`mandate serve --workers 2`: whichever process answers a scrape, it counts every process's
     requests (prometheus-client's multi-process mode)."""
-    if _backend(database_url) == "postgres":
+    if backend_of(database_url) == "postgres":
         pytest.skip("the processes share their counts through files, whatever the database")
-    port, log = _free_port(), tmp_path / "serve.log"
+    port, log = free_port(), tmp_path / "serve.log"
     env = {**os.environ, "DATABASE_URL": database_url, "MANDATE_METRICS": "1", "MANDATE_LOG_LEVEL": "WARNING"}
     with log.open("w") as out:
         server = subprocess.Popen([*COMMAND, "serve", "--port", str(port), "--workers", "2"],
                                   stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(server, base, log)
+        wait_until_healthy(server, base, log)
         login = 'mutation { login(email: "nobody%d@example.org", password: "wrong-password") { token } }'
         for i in range(12):  # a connection each, so that both workers answer some
             httpx.post(f"{base}/graphql", json={"query": login % i}, headers={"Connection": "close"}, timeout=10)

@@ -15,10 +15,17 @@ from tortoise import Tortoise, connections
 
 from mandate.gql.app import create_app
 from mandate.config import reload_settings
-from tests.conftest import Api
-from tests.test_enforcement import (
-    DENTAL, DENTAL_MEMBER, GROUP, GROUP_MANAGER, PRACTICE, PRACTICE_MEMBER, enforce, seed_trees,
-    signed_in, with_two_factor,
+from tests.support.api import Api
+from tests.support.enforcement import enforce
+from tests.support.people import signed_in, with_two_factor
+from tests.support.worlds import (
+    DENTAL,
+    DENTAL_MEMBER,
+    GROUP,
+    GROUP_MANAGER,
+    PRACTICE,
+    PRACTICE_MEMBER,
+    seed_trees,
 )
 
 WATCHED_TABLES = importlib.import_module("mandate.models.migrations.0002_data_version").WATCHED_TABLES
