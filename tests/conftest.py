@@ -29,7 +29,7 @@ from mandate.config import reload_settings  # noqa: E402
 from mandate.models import clock as domain_clock  # noqa: E402
 from mandate.models.importing import import_data  # noqa: E402
 
-from tests.support import worlds
+from tests.support import worlds  # noqa: E402
 from tests.support.api import PASSWORD, Api, Login, app_client  # noqa: E402
 from tests.support.clock import Clock, offset_to_a_fresh_step  # noqa: E402
 from tests.support.databases import (  # noqa: E402

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mandate.gql.app import create_app
 from mandate.config import reload_settings
 from mandate.models.tables import Account
-from tests.support.api import Api, CLIENT_ADDRESS
+from tests.support.api import Api, app_client
 from tests.support.databases import backend_of
 from tests.support.servers import COMMAND, free_port, wait_until_healthy
 
@@ -26,8 +26,7 @@ async def metered(database_url, monkeypatch):
     """The HTTP app with metrics on: (its client, its API)."""
     monkeypatch.setenv("MANDATE_METRICS", "1")
     reload_settings()
-    transport = httpx.ASGITransport(app=create_app(manage_database=False), client=(CLIENT_ADDRESS, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with app_client(create_app(manage_database=False)) as client:
         yield client, Api(client)
 
 
