@@ -22,10 +22,9 @@ from mandate.models import audit, sessions, throttle
 from mandate.models.tables import AuditEvent, RecoveryCode, Session, Throttle, User
 from tests.support.api import CLIENT_ADDRESS, Api, Result, app_client, error_code
 from tests.support.codes import totp_now, wrong_code
-from tests.support.documents import AUDIT, DISABLE, ME, REGENERATE
+from tests.support.documents import AUDIT, DISABLE, ME, REGENERATE, REMAINING
 from tests.support.people import confirm, signed_in, start_enrolment
 from tests.support.worlds import LONER, MANAGER, MEMBER, enforcing_manager
-from tests.support.documents import REMAINING
 
 CONFIRMATION_RACERS = 10
 # The errors a confirmation that loses a race may answer: API.md's three, and RATE_LIMITED for

@@ -16,8 +16,7 @@ import pytest
 
 from mandate.models.tables import Account, AuditEvent, Membership, Session, User
 from tests.support.api import Api
-from tests.support.servers import COMMAND, assert_refused
-from tests.support.servers import Cli
+from tests.support.servers import COMMAND, Cli, assert_refused
 
 GROUP, PRACTICE, CLINIC = "North Health", "Leeds Practice", "Leeds Clinic"
 MANAGER, MEMBER, NEWCOMER = "manager@example.org", "member@example.org", "newcomer@example.org"

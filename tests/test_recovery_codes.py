@@ -8,14 +8,12 @@ import base64
 import pytest
 from tortoise import connections
 
-from tests.support.api import Api, PASSWORD, Result, error_code
+from tests.support.api import PASSWORD, Api, Result, error_code
 from tests.support.audit import audit_actions
 from tests.support.codes import totp_now, wrong_code
-from tests.support.documents import REGENERATE
-from tests.support.people import signed_in, start_enrolment
+from tests.support.documents import REGENERATE, REMAINING
+from tests.support.people import signed_in, start_enrolment, verify_after_login
 from tests.support.worlds import LONER, MANAGER, MEMBER
-from tests.support.documents import REMAINING
-from tests.support.people import verify_after_login
 
 TABLES = ["users", "sessions", "recovery_codes", "throttles", "audit_events"]
 

@@ -12,9 +12,14 @@ from tests.support.api import Api
 from tests.support.audit import audit_actions
 from tests.support.codes import MALFORMED, totp_now, wrong_code
 from tests.support.documents import DISABLE, REGENERATE
-from tests.support.people import confirm, enrolled, signed_in, start_enrolment
-from tests.support.worlds import LONER, MANAGER, MEMBER
-from tests.support.people import password_only, verify_after_login
+from tests.support.people import (
+    confirm,
+    enrolled,
+    password_only,
+    signed_in,
+    start_enrolment,
+    verify_after_login,
+)
 from tests.support.throttling import (
     Attempt,
     fail,
@@ -24,6 +29,7 @@ from tests.support.throttling import (
     waited,
     with_full_session,
 )
+from tests.support.worlds import LONER, MANAGER, MEMBER
 
 # --- Second factors -------------------------------------------------------------------------
 
