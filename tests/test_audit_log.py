@@ -6,8 +6,10 @@ import base64
 
 import pytest
 
-from tests.conftest import CLIENT_ADDRESS, Api, Result
-from tests.test_enforcement import (
+from tests.support.api import Api, CLIENT_ADDRESS, leaked, timestamp
+from tests.support.enforcement import enforce
+from tests.support.people import enrolled, signed_in, with_two_factor
+from tests.support.worlds import (
     OTHER,
     OTHER_MANAGER,
     OTHER_MEMBER,
@@ -17,43 +19,10 @@ from tests.test_enforcement import (
     SIBLING,
     SIBLING_MANAGER,
     SITE_MEMBER,
-    enforce,
-    enrolled,
-    leaked,
-    seed_trees,
-    signed_in,
-    timestamp,
-    with_two_factor,
 )
+from tests.support.audit import audit_events, audit_page
 
-AUDIT = """
-query($id: ID!, $first: Int! = 50, $after: String) {
-  account(id: $id) {
-    auditEvents(first: $first, after: $after) {
-      edges { cursor node { at action actor { email } subject { email } clientAddress } }
-      pageInfo { hasNextPage endCursor }
-    }
-  }
-}"""
 SWITCHES = ("ENFORCEMENT_ON", "ENFORCEMENT_OFF")
-
-
-@pytest.fixture
-async def ids(api, seed) -> dict[str, str]:
-    return await seed_trees(api, seed)
-
-
-async def audit_page(api: Api, token: str, account_id: str, first: int = 50, after: str | None = None) -> Result:
-    return await api.gql(AUDIT, {"id": account_id, "first": first, "after": after}, token=token)
-
-
-async def audit_events(api: Api, token: str, account_id: str) -> list[dict]:
-    """The whole log of an account (one page of 200), newest first."""
-    r = await audit_page(api, token, account_id, first=200)
-    assert not r.errors, r.body
-    connection = r.data["account"]["auditEvents"]
-    assert connection["pageInfo"]["hasNextPage"] is False
-    return [edge["node"] for edge in connection["edges"]]
 
 
 async def toggle(api: Api, token: str, account_id: str, times: int, clock) -> None:

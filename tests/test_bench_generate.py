@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pyotp
 
-from tests.conftest import Api
-from tests.test_cli import COMMAND, Mandate, _backend, _free_port, _new_database, _wait_until_healthy
+from tests.support.api import Api
+from tests.support.databases import backend_of, new_database
+from tests.support.servers import COMMAND, Mandate, free_port, wait_until_healthy
 
 GENERATE = Path(__file__).parents[1] / "bench" / "generate.py"
 TREE = """query($id: ID!) { account(id: $id) { name twoFactorEnforcement { enforced }
@@ -53,7 +54,7 @@ async def table_counts(url: str) -> dict[str, int]:
 async def test_generated_organisation_is_served_and_its_manager_logs_in_with_the_saved_secret(
     database_url, tmp_path
 ):
-    url, drop = await _new_database(_backend(database_url), tmp_path)
+    url, drop = await new_database(backend_of(database_url), tmp_path)
     mandate = Mandate(url, tmp_path)
     try:
         result = generate(mandate, tmp_path / "generated.json")
@@ -69,13 +70,13 @@ async def test_generated_organisation_is_served_and_its_manager_logs_in_with_the
         again = generate(mandate, tmp_path / "again.json")
         assert again.returncode != 0 and "already holds" in again.stderr
 
-        port, log = _free_port(), tmp_path / "serve.log"
+        port, log = free_port(), tmp_path / "serve.log"
         with log.open("w") as out:
             server = subprocess.Popen([*COMMAND, "serve", "--port", str(port)], stdout=out,
                                       stderr=subprocess.STDOUT, env=mandate.env(), cwd=tmp_path)
         try:
             base_url = f"http://127.0.0.1:{port}"
-            _wait_until_healthy(server, base_url, log)
+            wait_until_healthy(server, base_url, log)
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
                 api = Api(client)
                 status, token = await api.login_token(saved["email"], saved["password"])

@@ -24,8 +24,8 @@ from graphql import parse, validate
 from playwright.async_api import async_playwright, expect
 
 from mandate.gql.schema import build_schema
-from tests.conftest import totp_now
-from tests.test_transport import client_with_settings
+from tests.support.api import client_with_settings
+from tests.support.codes import totp_now
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine notes' flags: no background connections to Google, no first-run work, no GPU.

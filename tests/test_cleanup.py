@@ -13,8 +13,7 @@ from mandate.gql.app import create_app
 from mandate.config import reload_settings
 from mandate.models import cleanup, clock as domain_clock, throttle
 from mandate.models.tables import Session, Throttle, User
-from tests.conftest import CLIENT_ADDRESS
-from tests.test_operator_cli import Cli, cli  # noqa: F401  (the fixture)
+from tests.support.api import CLIENT_ADDRESS
 
 ANN, BOB, GHOST = "ann@example.org", "bob@example.org", "ghost@example.org"
 WEEK = cleanup.DEAD_SESSION_RETENTION

@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +16,11 @@ import pytest
 
 from mandate.models import clock as domain_clock
 
-from tests.conftest import TABLES, Api, _create_postgres_database, _drop_postgres_database, totp_now
+from tests.support.api import Api
+from tests.support.codes import totp_now
+from tests.support.databases import backend_of, empty_database, new_database
+from tests.support.servers import COMMAND, Mandate, assert_refused, free_port, stop, wait_until_healthy
 
-SCRIPT = Path(sys.executable).with_name("mandate")
-COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "mandate.cli"]
 DEMO_PASSWORD = "demo-password"
 
 # API.md's example file, as printed there.
@@ -49,104 +47,19 @@ TREE = "{ accounts { name viewerRole sites { name } children { name } } }"
 
 
 @dataclass
-class Mandate:
-    """Runs the `mandate` command against one database, from a folder of its own."""
-
-    url: str
-    folder: Path
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ, "DATABASE_URL": self.url, "MANDATE_SECRET_KEY": "cli-test-key",
-            "MANDATE_ARGON2_TIME_COST": "1", "MANDATE_ARGON2_MEMORY_KIB": "1024", "PYTHONUNBUFFERED": "1",
-        }
-
-    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*COMMAND, *args], input=stdin, capture_output=True, text=True, env=self.env(),
-            cwd=self.folder, timeout=60,
-        )
-
-    def import_file(self, data: object) -> subprocess.CompletedProcess:
-        path = self.folder / "import.json"
-        path.write_text(data if isinstance(data, str) else json.dumps(data))
-        return self.run("import", str(path))
-
-
-@dataclass
 class Served:
     mandate: Mandate
     api: Api
     log: Path
 
 
-def _backend(database_url: str) -> str:
-    return "postgres" if database_url.startswith("postgres") else "sqlite"
-
-
-async def _new_database(backend: str, folder: Path):
-    """A database never migrated: (url, drop)."""
-    if backend == "sqlite":
-        async def nothing() -> None:
-            pass
-        return f"sqlite://{folder / 'mandate.sqlite3'}", nothing
-    server = os.environ["MANDATE_TEST_POSTGRES_URL"]
-    name, url = await _create_postgres_database(server)
-    return url, lambda: _drop_postgres_database(server, name)
-
-
-async def _empty(url: str) -> None:
-    if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite://")) as conn:
-            conn.executescript("".join(f"DELETE FROM {table};" for table in TABLES))
-        return
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    finally:
-        await conn.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_healthy(process: subprocess.Popen, base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"mandate serve exited: {log.read_text()}"
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"mandate serve did not answer /healthz: {log.read_text()}")
-
-
-def _stop(*processes: subprocess.Popen) -> None:
-    """Stop servers started by a test: all asked at once, each killed if it will not go."""
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 async def served(database_url, tmp_path_factory):
     """`mandate serve` on a database it finds unmigrated, for the whole module."""
     folder = tmp_path_factory.mktemp("mandate-cli")
-    url, drop = await _new_database(_backend(database_url), folder)
+    url, drop = await new_database(backend_of(database_url), folder)
     mandate = Mandate(url, folder)
-    port, log = _free_port(), folder / "serve.log"
+    port, log = free_port(), folder / "serve.log"
     with log.open("w") as out:
         process = subprocess.Popen(
             [*COMMAND, "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
@@ -154,11 +67,11 @@ async def served(database_url, tmp_path_factory):
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(process, base_url, log)
+        wait_until_healthy(process, base_url, log)
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
             yield Served(mandate, Api(client), log)
     finally:
-        _stop(process)
+        stop(process)
         await drop()
 
 
@@ -166,7 +79,7 @@ async def served(database_url, tmp_path_factory):
 async def mandate(served) -> Mandate:
     """The served database, emptied for this test; codes follow the live server's real clock."""
     domain_clock.offset = 0.0
-    await _empty(served.mandate.url)
+    await empty_database(served.mandate.url)
     return served.mandate
 
 
@@ -178,7 +91,7 @@ def api(served) -> Api:
 
 @pytest.fixture
 async def unmigrated(database_url, tmp_path):
-    url, drop = await _new_database(_backend(database_url), tmp_path)
+    url, drop = await new_database(backend_of(database_url), tmp_path)
     yield Mandate(url, tmp_path)
     await drop()
 
@@ -205,15 +118,6 @@ def summary_counts(output: str) -> dict[str, int]:
         for number, verb in re.findall(r"(\d+) (\w+)", numbers):
             counts[f"{area.strip()} {verb}"] = int(number)
     return counts
-
-
-def assert_refused(result: subprocess.CompletedProcess, exit_code: int, *words: str) -> None:
-    """A refusal is one line on stderr, with no traceback."""
-    assert result.returncode == exit_code, (result.stdout, result.stderr)
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in result.stderr
 
 
 # -- help, migrate, serve ------------------------------------------------------------------------
@@ -243,7 +147,7 @@ async def test_serve_applies_migrations_to_a_fresh_database(served):
 
 
 def test_unreachable_database_fails_in_one_line(database_url, tmp_path):
-    url = ("postgres://postgres@127.0.0.1:1/mandate" if _backend(database_url) == "postgres"
+    url = ("postgres://postgres@127.0.0.1:1/mandate" if backend_of(database_url) == "postgres"
            else f"sqlite://{tmp_path / 'missing-folder' / 'mandate.sqlite3'}")
     assert_refused(Mandate(url, tmp_path).run("migrate"), 1, "database")
 

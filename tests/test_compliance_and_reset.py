@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from mandate.models.tables import User
-from tests.conftest import Api, Result
-from tests.test_audit_log import audit_events
-from tests.test_enforcement import (
+from tests.support.api import Api, Result, leaked
+from tests.support.audit import audit_events
+from tests.support.enforcement import enforce
+from tests.support.people import enrolled, signed_in, with_two_factor
+from tests.support.worlds import (
     DENTAL,
     DENTAL_MANAGER,
     DENTAL_MEMBER,
@@ -26,13 +28,7 @@ from tests.test_enforcement import (
     SIBLING,
     SIBLING_MANAGER,
     SITE_MEMBER,
-    enforce,
-    enrolled,
-    leaked,
-    seed_trees,
-    signed_in,
     under_group,
-    with_two_factor,
 )
 
 COMPLIANCE = """
@@ -47,11 +43,6 @@ BOUND_BY_PRACTICE = {
     LAB_MEMBER, GROUP_MANAGER, GROUP_MEMBER,
 }
 BOUND_BY_DENTAL = BOUND_BY_PRACTICE - {SITE_MEMBER}  # Leeds Street is a site of the parent
-
-
-@pytest.fixture
-async def ids(api, seed) -> dict[str, str]:
-    return await seed_trees(api, seed)
 
 
 async def compliance(api: Api, token: str, account_id: str) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Api
+from tests.support.api import Api
 
 PAGE = """query($id: ID!, $first: Int, $after: ID) { account(id: $id) { twoFactorCompliance {
   pendingUsers(first: $first, after: $after) { id email } } } }"""

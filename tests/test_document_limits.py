@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 
 from mandate.models.tables import AuditEvent, Session, Throttle, User
-from tests.conftest import Api, Login, totp_now
+from tests.support import people
+from tests.support.api import Api, Login
+from tests.support.codes import totp_now
 
 EMAIL = "ann@example.org"
 WRONG = "000000"
@@ -34,9 +36,7 @@ async def ann(api: Api, seed) -> Login:
 async def password_only(api: Api, ann: Login, clock) -> str:
     """A token of Ann's that has passed the password only (on a fresh TOTP step)."""
     clock.advance(30)
-    status, token = await api.login_token(EMAIL)
-    assert status == "TWO_FACTOR_REQUIRED"
-    return token
+    return await people.password_only(api, EMAIL)
 
 
 async def footprint() -> tuple:

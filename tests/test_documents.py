@@ -10,7 +10,7 @@ import pytest
 from graphql.language.parser import Parser
 
 from mandate.logs import REQUEST_LOGGER
-from tests.conftest import Api
+from tests.support.api import Api
 
 EMAIL = "ann@example.org"
 _unique = itertools.count()

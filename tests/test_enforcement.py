@@ -2,197 +2,61 @@
 (who must use 2FA, also after gaining access later: rule 8), and what switching it off leaves
 (rule 4).
 
-The trees seeded here (`tree()`, `seed_trees`) are shared with the visibility, compliance and
-audit tests.
+The trees are those of tests/support/worlds.py (`ids` in conftest.py).
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
-
-import httpx
 import pytest
 
 from mandate.gql.app import create_app
 from mandate.models.tables import Account
-from tests.conftest import CLIENT_ADDRESS, Api, Login, Result, totp_now
-
-GROUP, PRACTICE, DENTAL, LAB, SIBLING, OTHER = (
-    "North Health", "Leeds Practice", "Leeds Dental", "Leeds Lab", "York Practice", "South Care",
+from tests.support.api import Api, app_client, leaked, timestamp
+from tests.support.codes import totp_now
+from tests.support.enforcement import (
+    enforce,
+    enforced_accounts,
+    enforcement_of,
+    must_use_two_factor,
+    set_enforcement,
 )
-GROUP_MANAGER = "group.manager@example.org"
-GROUP_MEMBER = "group.member@example.org"
-GROUP_SITE_MEMBER = "group.site.member@example.org"      # site "Group Office" of the group
-PRACTICE_MANAGER = "practice.manager@example.org"
-PRACTICE_MEMBER = "practice.member@example.org"
-SITE_MEMBER = "site.member@example.org"                  # site "Leeds Street" of the practice
-DENTAL_MANAGER = "dental.manager@example.org"
-DENTAL_MEMBER = "dental.member@example.org"
-DENTAL_SITE_MEMBER = "dental.site.member@example.org"    # site "Dental Clinic" of the dental
-LAB_MEMBER = "lab.member@example.org"
-SIBLING_MANAGER = "sibling.manager@example.org"
-SIBLING_MEMBER = "sibling.member@example.org"
-SIBLING_SITE_MEMBER = "sibling.site.member@example.org"  # site "York Street" of the sibling
-OTHER_MANAGER = "other.manager@example.org"
-OTHER_MEMBER = "other.member@example.org"
-NEWCOMER = "newcomer@example.org"                        # no access at first
-
-EVERYONE = [
-    GROUP_MANAGER, GROUP_MEMBER, GROUP_SITE_MEMBER, PRACTICE_MANAGER, PRACTICE_MEMBER, SITE_MEMBER,
-    DENTAL_MANAGER, DENTAL_MEMBER, DENTAL_SITE_MEMBER, LAB_MEMBER, SIBLING_MANAGER, SIBLING_MEMBER,
-    SIBLING_SITE_MEMBER, OTHER_MANAGER, OTHER_MEMBER, NEWCOMER,
-]
-
-
-def tree() -> dict:
-    """North Health > Leeds Practice > Leeds Dental > Leeds Lab, North Health > York Practice;
-    and a separate tree, South Care."""
-    return {
-        "users": [{"email": email} for email in EVERYONE],
-        "accounts": [
-            {"name": GROUP, "managers": [GROUP_MANAGER], "members": [GROUP_MEMBER],
-             "sites": [{"name": "Group Office", "members": [GROUP_SITE_MEMBER]}],
-             "children": [
-                 {"name": PRACTICE, "managers": [PRACTICE_MANAGER], "members": [PRACTICE_MEMBER],
-                  "sites": [{"name": "Leeds Street", "members": [SITE_MEMBER]}, {"name": "Leeds Annex"}],
-                  "children": [
-                      {"name": DENTAL, "managers": [DENTAL_MANAGER], "members": [DENTAL_MEMBER],
-                       "sites": [{"name": "Dental Clinic", "members": [DENTAL_SITE_MEMBER]}],
-                       "children": [{"name": LAB, "members": [LAB_MEMBER]}]},
-                  ]},
-                 {"name": SIBLING, "managers": [SIBLING_MANAGER], "members": [SIBLING_MEMBER],
-                  "sites": [{"name": "York Street", "members": [SIBLING_SITE_MEMBER]}]},
-             ]},
-            {"name": OTHER, "managers": [OTHER_MANAGER], "members": [OTHER_MEMBER],
-             "sites": [{"name": "South Street"}]},
-        ],
-    }
-
-
-def under_group(entries: dict[str, dict]) -> dict:
-    """An import that adds to North Health: account name -> what to add there (import format)."""
-    return {"accounts": [{"name": GROUP, **entries.get(GROUP, {}), "children": [
-        {"name": PRACTICE, **entries.get(PRACTICE, {}), "children": [{"name": DENTAL, **entries.get(DENTAL, {})}]},
-        {"name": SIBLING, **entries.get(SIBLING, {})},
-    ]}]}
-
-
-async def signed_in(api: Api, email: str) -> str:
-    """A full session of a user without 2FA who is not bound to it."""
-    status, token = await api.login_token(email)
-    assert status == "AUTHENTICATED", f"{email}: {status}"
-    return token
-
-
-async def enrolled(api: Api, email: str) -> Login:
-    """Enrols the user: a full session that passed the second factor, the secret, the codes."""
-    _, token = await api.login_token(email)
-    return await api.enrol(token)
-
-
-async def with_two_factor(api: Api, email: str) -> str:
-    return (await enrolled(api, email)).token
-
-
-async def seed_trees(api: Api, seed) -> dict[str, str]:
-    """Seeds `tree()`; the global id of every account and site, by name (read by the top
-    managers, who then sign out)."""
-    await seed(tree())
-    found: dict[str, str] = {}
-    for email in (GROUP_MANAGER, OTHER_MANAGER):
-        token = await signed_in(api, email)
-        r = await api.gql(
-            "{ accounts { id name sites { id name } descendants { id name sites { id name } } } }", token=token
-        )
-        assert not r.errors, r.body
-        for top in r.data["accounts"]:
-            for account in [top, *top["descendants"]]:
-                found[account["name"]] = account["id"]
-                found.update({site["name"]: site["id"] for site in account["sites"]})
-        await api.gql("mutation { logout }", token=token)
-    return found
-
-
-async def vanished_account_id(api: Api, seed) -> str:
-    """A well-formed id of an account that no longer exists."""
-    await seed({"accounts": [{"name": OTHER, "children": [{"name": "Closed Clinic"}]}]})
-    account_id = await api.account_id(await signed_in(api, OTHER_MANAGER), "Closed Clinic")
-    await Account.filter(name="Closed Clinic").delete()
-    return account_id
-
-
-def leaked(result: Result, *secrets: str) -> list[str]:
-    text = json.dumps(result.body)
-    return [secret for secret in secrets if secret in text]
-
-
-def timestamp(value: str) -> float:
-    at = datetime.fromisoformat(value)
-    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp()
-
-
-SET_ENFORCEMENT = """
-mutation($a: ID!, $on: Boolean!) {
-  setEnforcement(accountId: $a, enforced: $on) { id name twoFactorEnforcement { enforced enforcedHere } }
-}"""
-ENFORCEMENT = "twoFactorEnforcement { enforced enforcedHere changedAt changedBy { email } source { id name } }"
-
-
-async def set_enforcement(api: Api, token: str, account_id: str, on: bool = True) -> Result:
-    return await api.gql(SET_ENFORCEMENT, {"a": account_id, "on": on}, token=token)
-
-
-async def enforce(api: Api, token: str, account_id: str, on: bool = True) -> dict:
-    r = await set_enforcement(api, token, account_id, on)
-    assert not r.errors, r.body
-    return r.data["setEnforcement"]
-
-
-async def enforcement_of(api: Api, token: str, account_id: str) -> dict:
-    r = await api.gql(f"query($id: ID!) {{ account(id: $id) {{ {ENFORCEMENT} }} }}", {"id": account_id},
-                      token=token)
-    assert not r.errors, r.body
-    return r.data["account"]["twoFactorEnforcement"]
-
-
-async def enforced_accounts(api: Api, token: str) -> set[str]:
-    """The names of the enforced accounts in the caller's trees."""
-    r = await api.gql(
-        "{ accounts { name twoFactorEnforcement { enforced } "
-        "descendants { name twoFactorEnforcement { enforced } } } }",
-        token=token,
-    )
-    assert not r.errors, r.body
-    return {
-        account["name"]
-        for top in r.data["accounts"]
-        for account in [top, *top["descendants"]]
-        if account["twoFactorEnforcement"]["enforced"]
-    }
-
+from tests.support.people import enrolled, signed_in, with_two_factor
+from tests.support.worlds import (
+    DENTAL,
+    DENTAL_MANAGER,
+    DENTAL_MEMBER,
+    DENTAL_SITE_MEMBER,
+    GROUP,
+    GROUP_MANAGER,
+    GROUP_MEMBER,
+    GROUP_SITE_MEMBER,
+    LAB,
+    LAB_MEMBER,
+    NEWCOMER,
+    OTHER,
+    OTHER_MANAGER,
+    OTHER_MEMBER,
+    PRACTICE,
+    PRACTICE_MANAGER,
+    PRACTICE_MEMBER,
+    SIBLING,
+    SIBLING_MANAGER,
+    SIBLING_MEMBER,
+    SIBLING_SITE_MEMBER,
+    SITE_MEMBER,
+    under_group,
+    vanished_account_id,
+)
 
 async def nothing_enforced(api: Api) -> bool:
     """As the group's manager (without 2FA, so free only while nothing in their tree is enforced)."""
     return await enforced_accounts(api, await signed_in(api, GROUP_MANAGER)) == set()
 
 
-async def must_use_two_factor(api: Api, token: str) -> bool:
-    r = await api.gql("{ me { twoFactorRequired } }", token=token)
-    assert not r.errors, r.body
-    return r.data["me"]["twoFactorRequired"]
-
-
-@pytest.fixture
-async def ids(api, seed) -> dict[str, str]:
-    return await seed_trees(api, seed)
-
-
 @pytest.fixture
 async def other_server(database_url):
     """A second app on the same database, as another server process would be."""
-    transport = httpx.ASGITransport(app=create_app(manage_database=False), client=(CLIENT_ADDRESS, 40001))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with app_client(create_app(manage_database=False), port=40001) as http:
         yield Api(http)
 
 

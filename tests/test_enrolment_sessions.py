@@ -16,27 +16,16 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-import httpx
 import pytest
 
 from mandate.models import audit, sessions, throttle
 from mandate.models.tables import AuditEvent, RecoveryCode, Session, Throttle, User
-from tests.conftest import CLIENT_ADDRESS, Api, Result, totp_now
-from tests.test_login import (
-    AUDIT,
-    DISABLE,
-    LONER,
-    MANAGER,
-    ME,
-    MEMBER,
-    REGENERATE,
-    enforcing_manager,
-    error_code,
-    signed_in,
-)
-from tests.test_totp import confirm, start_enrolment, wrong_code
+from tests.support.api import CLIENT_ADDRESS, Api, Result, app_client, error_code
+from tests.support.codes import totp_now, wrong_code
+from tests.support.documents import AUDIT, DISABLE, ME, REGENERATE, REMAINING
+from tests.support.people import confirm, signed_in, start_enrolment
+from tests.support.worlds import LONER, MANAGER, MEMBER, enforcing_manager
 
-REMAINING = "{ me { recoveryCodesRemaining } }"
 CONFIRMATION_RACERS = 10
 # The errors a confirmation that loses a race may answer: API.md's three, and RATE_LIMITED for
 # racers past the four free attempts (the throttle counts each attempt before checking it).
@@ -122,8 +111,7 @@ async def test_enrolment_and_confirmation_are_audited_with_the_client_address(ap
     """Started from one address, confirmed from another: a manager sees both."""
     token = await signed_in(api, MEMBER)
     secret = await start_enrolment(api, token)
-    transport = httpx.ASGITransport(app=app, client=(OTHER_ADDRESS, 40001))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as elsewhere:
+    async with app_client(app, OTHER_ADDRESS, 40001) as elsewhere:
         assert (await confirm(Api(elsewhere), token, totp_now(secret))).errors == []
     r = await api.gql(AUDIT, {"id": clinic}, token=await signed_in(api, MANAGER))
     events = [edge["node"] for edge in r.data["account"]["auditEvents"]["edges"]]

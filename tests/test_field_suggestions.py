@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_transport import client_with_settings
+from tests.support.api import client_with_settings
 
 # (document, what graphql-core suggests for it)
 NEAR_MISSES = {

@@ -12,10 +12,17 @@ import pytest
 from tortoise import connections
 
 from mandate.gql.app import create_app
-from tests.conftest import Api
-from tests.test_enforcement import (
-    DENTAL, DENTAL_MEMBER, GROUP, GROUP_MANAGER, PRACTICE, PRACTICE_MEMBER, enforce, seed_trees,
-    signed_in, with_two_factor,
+from tests.support.api import Api
+from tests.support.enforcement import enforce
+from tests.support.people import signed_in, with_two_factor
+from tests.support.worlds import (
+    DENTAL,
+    DENTAL_MEMBER,
+    GROUP,
+    GROUP_MANAGER,
+    PRACTICE,
+    PRACTICE_MEMBER,
+    seed_trees,
 )
 
 

@@ -22,9 +22,8 @@ from hypothesis_graphql import Mode, mutations, nodes, queries
 from mandate.gql.ids import to_global_id
 from mandate.gql.schema import build_schema
 from mandate.models import errors
-from tests.conftest import PASSWORD, Api
-from tests.test_permission_sweep import MANAGER, World, build_world
-from tests.test_transport import INTERNALS
+from tests.support.api import Api, INTERNALS, PASSWORD
+from tests.support.callers import MANAGER, World, build_world
 
 SCHEMA = build_schema().as_str()
 MUTATION_FIELDS = sorted(graphql.build_schema(SCHEMA).mutation_type.fields)  # type: ignore[union-attr]

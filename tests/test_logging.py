@@ -16,8 +16,10 @@ import pytest
 
 from mandate.models import clock as domain_clock
 from mandate.models.tables import User
-from tests.conftest import PASSWORD, Api, totp_now
-from tests.test_cli import COMMAND, _backend, _free_port, _wait_until_healthy
+from tests.support.api import Api, PASSWORD
+from tests.support.codes import totp_now
+from tests.support.databases import backend_of
+from tests.support.servers import COMMAND, free_port, wait_until_healthy
 
 MEMBER = "member@example.org"
 WRONG_PASSWORD, WRONG_CODE = "not-the-password-42", "000000"
@@ -53,7 +55,7 @@ class Served:
 async def served(database_url, tmp_path_factory):
     """`mandate serve` on the suite's database with MANDATE_ENV=production, stderr kept."""
     folder = tmp_path_factory.mktemp("mandate-logs")
-    port, stderr = _free_port(), folder / "stderr.log"
+    port, stderr = free_port(), folder / "stderr.log"
     env = {**os.environ, "DATABASE_URL": database_url, "MANDATE_ENV": "production", "PYTHONUNBUFFERED": "1"}
     with stderr.open("w") as err:
         server = subprocess.Popen([*COMMAND, "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
@@ -65,9 +67,9 @@ async def served(database_url, tmp_path_factory):
         served.request_ids.append(response.headers["x-request-id"])
 
     try:
-        _wait_until_healthy(server, base, stderr)
+        wait_until_healthy(server, base, stderr)
         async with httpx.AsyncClient(base_url=base, timeout=10, event_hooks={"response": [keep_id]}) as client:
-            served = Served(Api(client), stderr, _backend(database_url) == "sqlite")
+            served = Served(Api(client), stderr, backend_of(database_url) == "sqlite")
             yield served
     finally:
         server.terminate()

@@ -1,92 +1,30 @@
 """Logins and sessions: what `login` answers, what each kind of token may do (API.md rule 2 and
 LoginStatus), expiry and logout.
 
-The small clinic seeded here (`seed_clinic`) and the helpers below are shared with the TOTP,
-throttling and recovery-code tests.
+The Clinic (tests/support/worlds.py) is the `clinic` fixture of conftest.py.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 
 import pytest
 
-from tests.conftest import Api, Result, totp_now
-
-MANAGER = "manager@example.org"
-MEMBER = "member@example.org"
-LONER = "loner@example.org"  # no role anywhere: never bound to 2FA
-CLINIC = "Clinic"
-
-ME = "{ me { id email name twoFactorEnabled twoFactorRequired } }"
-ACCOUNTS = "{ accounts { id name } }"
-LOGOUT = "mutation { logout }"
-ENROL = "mutation { enrolTotp { secret otpauthUri qrCodeSvg } }"
-CONFIRM = "mutation($c: String!) { confirmTotp(code: $c) { recoveryCodes token user { email twoFactorEnabled } } }"
-VERIFY = "mutation($c: String!) { verifyTwoFactor(code: $c) { status token expiresAt } }"
-DISABLE = "mutation($c: String!) { disableTotp(code: $c) { email twoFactorEnabled } }"
-REGENERATE = "mutation($c: String!) { regenerateRecoveryCodes(code: $c) }"
-SET_ENFORCEMENT = """
-mutation($a: ID!, $on: Boolean!) { setEnforcement(accountId: $a, enforced: $on) { twoFactorEnforcement { enforced } } }"""
-AUDIT = """
-query($id: ID!) { account(id: $id) { auditEvents(first: 200) {
-  edges { node { action actor { email } subject { email } clientAddress } } } } }"""
-
-
-async def seed_clinic(api: Api, seed) -> str:
-    """One account, Clinic, with a manager and a member, plus a user with no role; the Clinic's id."""
-    await seed({
-        "users": [{"email": MANAGER}, {"email": MEMBER}, {"email": LONER}],
-        "accounts": [{"name": CLINIC, "managers": [MANAGER], "members": [MEMBER]}],
-    })
-    token = await signed_in(api, MANAGER)
-    clinic_id = await api.account_id(token, CLINIC)
-    await api.gql(LOGOUT, token=token)
-    return clinic_id
-
-
-async def signed_in(api: Api, email: str) -> str:
-    """A full session of a user without 2FA who is not bound to it."""
-    status, token = await api.login_token(email)
-    assert status == "AUTHENTICATED", f"{email}: {status}"
-    return token
-
-
-async def set_enforcement(api: Api, token: str, account_id: str, on: bool) -> None:
-    r = await api.gql(SET_ENFORCEMENT, {"a": account_id, "on": on}, token=token)
-    assert not r.errors, r.body
-
-
-async def enforcing_manager(api: Api, clinic_id: str) -> str:
-    """The manager enrols (their session passes 2FA) and switches the Clinic's enforcement on;
-    their full session."""
-    token = (await api.enrol(await signed_in(api, MANAGER))).token
-    await set_enforcement(api, token, clinic_id, on=True)
-    return token
-
-
-def no_data(result: Result) -> bool:
-    """Nothing came back beside the error: no data at all, or only nulls at the top."""
-    return result.data is None or all(value is None for value in result.data.values())
-
-
-def error_code(result: Result, code: str) -> bool:
-    """Exactly one error, with this code, and no data leaked beside it."""
-    return result.code == code and no_data(result)
-
-
-def timestamp(value: str) -> float:
-    at = datetime.fromisoformat(value)
-    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp()
-
-
-async def audit_actions(api: Api, token: str, account_id: str, subject: str) -> list[str]:
-    """The actions of an account's log about one user, newest first, as one of its managers reads it."""
-    r = await api.gql(AUDIT, {"id": account_id}, token=token)
-    assert not r.errors, r.body
-    events = [edge["node"] for edge in r.data["account"]["auditEvents"]["edges"]]
-    return [e["action"] for e in events if (e["subject"] or {}).get("email") == subject]
+from tests.support.api import Api, Result, error_code, timestamp
+from tests.support.codes import totp_now
+from tests.support.documents import (
+    ACCOUNTS,
+    CONFIRM,
+    DISABLE,
+    ENROL,
+    LOGOUT,
+    ME,
+    REGENERATE,
+    SET_ENFORCEMENT,
+    VERIFY,
+)
+from tests.support.people import own_id, password_only as password_only_token, signed_in
+from tests.support.worlds import CLINIC, MANAGER, MEMBER, enforcing_manager
 
 
 # --- What login answers ---------------------------------------------------------------------
@@ -225,21 +163,13 @@ async def run_refused(api: Api, token: str, clinic_id: str, user_id: str, name: 
     return await api.gql(query, filled, token=token)
 
 
-async def own_id(api: Api, token: str) -> str:
-    r = await api.gql("{ me { id } }", token=token)
-    assert not r.errors, r.body
-    return r.data["me"]["id"]
-
-
 @pytest.fixture
 async def password_only(api, clinic) -> tuple[str, str]:
     """A password-only token of the Clinic's manager, who has 2FA (so every refusal below is the
     token's doing), and the manager's id."""
     full = (await api.enrol(await signed_in(api, MANAGER))).token
     manager_id = await own_id(api, full)
-    status, token = await api.login_token(MANAGER)
-    assert status == "TWO_FACTOR_REQUIRED"
-    return token, manager_id
+    return await password_only_token(api, MANAGER), manager_id
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED_TO_PASSWORD_ONLY))

@@ -13,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from mandate.gql.app import create_app
 from mandate.config import reload_settings
 from mandate.models.tables import Account
-from tests.conftest import CLIENT_ADDRESS, Api
-from tests.test_cli import COMMAND, _backend, _free_port, _wait_until_healthy
+from tests.support.api import Api, app_client
+from tests.support.databases import backend_of
+from tests.support.servers import COMMAND, free_port, wait_until_healthy
 
 MANAGER, MEMBER = "manager@example.org", "member@example.org"
 WRONG_CODE = "000000"
@@ -25,8 +26,7 @@ async def metered(database_url, monkeypatch):
     """The HTTP app with metrics on: (its client, its API)."""
     monkeypatch.setenv("MANDATE_METRICS", "1")
     reload_settings()
-    transport = httpx.ASGITransport(app=create_app(manage_database=False), client=(CLIENT_ADDRESS, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with app_client(create_app(manage_database=False)) as client:
         yield client, Api(client)
 
 
@@ -119,16 +119,16 @@ async def test_a_scrape_counts_the_accounts_in_one_statement(metered, seed, stat
 async def test_with_several_workers_every_scrape_reports_the_totals_of_all(database_url, tmp_path):
     """`mandate serve --workers 2`: whichever process answers a scrape, it counts every process's
     requests (prometheus-client's multi-process mode)."""
-    if _backend(database_url) == "postgres":
+    if backend_of(database_url) == "postgres":
         pytest.skip("the processes share their counts through files, whatever the database")
-    port, log = _free_port(), tmp_path / "serve.log"
+    port, log = free_port(), tmp_path / "serve.log"
     env = {**os.environ, "DATABASE_URL": database_url, "MANDATE_METRICS": "1", "MANDATE_LOG_LEVEL": "WARNING"}
     with log.open("w") as out:
         server = subprocess.Popen([*COMMAND, "serve", "--port", str(port), "--workers", "2"],
                                   stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(server, base, log)
+        wait_until_healthy(server, base, log)
         login = 'mutation { login(email: "nobody%d@example.org", password: "wrong-password") { token } }'
         for i in range(12):  # a connection each, so that both workers answer some
             httpx.post(f"{base}/graphql", json={"query": login % i}, headers={"Connection": "close"}, timeout=10)

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from tests.test_cli import Mandate, _backend, _new_database
+from tests.support.databases import backend_of, new_database
+from tests.support.servers import Mandate
 
 AT_0002 = """
 import asyncio, sys
@@ -70,7 +71,7 @@ async def columns(url: str, table: str) -> list[str]:
 @pytest.fixture
 async def at_0002_with_data(database_url, tmp_path):
     """A database of the suite's backend, migrated to 0002 and holding a few rows of each kind."""
-    url, drop = await _new_database(_backend(database_url), tmp_path)
+    url, drop = await new_database(backend_of(database_url), tmp_path)
     try:
         done = subprocess.run([sys.executable, "-c", AT_0002, url], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr

@@ -10,56 +10,16 @@ import os
 import select
 import subprocess
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
 from mandate.models.tables import Account, AuditEvent, Membership, Session, User
-from tests.conftest import Api
-from tests.test_cli import COMMAND, assert_refused
+from tests.support.api import Api
+from tests.support.servers import COMMAND, Cli, assert_refused
 
 GROUP, PRACTICE, CLINIC = "North Health", "Leeds Practice", "Leeds Clinic"
 MANAGER, MEMBER, NEWCOMER = "manager@example.org", "member@example.org", "newcomer@example.org"
-
-
-@dataclass
-class Cli:
-    """`mandate` against the suite's database, with the suite's key."""
-
-    url: str
-    folder: Path
-
-    def run(self, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*COMMAND, *args], input=stdin, capture_output=True, text=True, cwd=self.folder, timeout=60,
-            env={**os.environ, "DATABASE_URL": self.url, **env},
-        )
-
-    def run_all(self, *runs: tuple[list[str], str | None]) -> list[subprocess.CompletedProcess]:
-        """Several runs of (args, stdin) at once: for refusals, which write nothing."""
-        started = [
-            (args, stdin, subprocess.Popen([*COMMAND, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE, text=True, cwd=self.folder,
-                                           env={**os.environ, "DATABASE_URL": self.url}))
-            for args, stdin in runs
-        ]
-        results = []
-        for args, stdin, process in started:
-            out, err = process.communicate(stdin or "", timeout=60)
-            results.append(subprocess.CompletedProcess(args, process.returncode, out, err))
-        return results
-
-    def ok(self, *args: str, stdin: str | None = None) -> str:
-        result = self.run(*args, stdin=stdin)
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-        return result.stdout
-
-
-@pytest.fixture
-def cli(database_url, tmp_path) -> Cli:
-    return Cli(database_url, tmp_path)
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ import subprocess
 import pytest
 
 from mandate.models.tables import Account, AuditEvent, Session, Site, User
-from tests.test_cli import COMMAND, assert_refused
-from tests.test_operator_cli import Cli, cli  # noqa: F401  (the fixture)
+from tests.support.servers import COMMAND, Cli, assert_refused
 
 ANN, BOB = "ann@example.org", "bob@example.org"
 CYRILLIC_ANN = "\u0430nn@example.org"     # а: CYRILLIC SMALL LETTER A

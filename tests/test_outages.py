@@ -40,10 +40,11 @@ from mandate.gql import observability
 from mandate.models import callers
 from mandate.gql.app import create_app
 from mandate.models.tables import Session
-from tests.conftest import BACKENDS, CLIENT_ADDRESS, Api, _on_server
-from tests.test_cli import COMMAND, Mandate, _backend, _free_port, _stop, _wait_until_healthy
-from tests.test_login import CLINIC, MANAGER, MEMBER, SET_ENFORCEMENT
-from tests.test_transport import client_with_settings
+from tests.support.api import Api, CLIENT_ADDRESS, client_with_settings
+from tests.support.databases import BACKENDS, backend_of, on_server
+from tests.support.documents import SET_ENFORCEMENT
+from tests.support.servers import COMMAND, Mandate, free_port, stop, wait_until_healthy
+from tests.support.worlds import MANAGER, MEMBER
 
 RETRY_AFTER = 2
 GRAPHQL_RESPONSE_TYPE = "application/graphql-response+json; charset=utf-8"
@@ -60,7 +61,7 @@ async def database_gone():
     client = connections.get("default")
     if client.capabilities.dialect == "postgres":
         await client.close()
-        client.port, kept = _free_port(), client.port  # nothing listens there once it is free
+        client.port, kept = free_port(), client.port  # nothing listens there once it is free
         try:
             yield
         finally:
@@ -211,7 +212,7 @@ async def database_read_only(database_url: str):
     name = urlsplit(database_url).path.lstrip("/")
     server = os.environ.get("MANDATE_TEST_POSTGRES_URL", "")
     if postgres:
-        await _on_server(server, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        await on_server(server, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
     else:
         client.pragmas["query_only"] = "ON"
     await client.close()
@@ -219,7 +220,7 @@ async def database_read_only(database_url: str):
         yield
     finally:
         if postgres:
-            await _on_server(server, f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+            await on_server(server, f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
         else:
             del client.pragmas["query_only"]
         await client.close()
@@ -284,7 +285,7 @@ def cluster():
         pytest.skip("no postgres user")
     folder = Path(tempfile.mkdtemp(prefix="mandate-restart-"))
     shutil.chown(folder, "postgres")
-    cluster = Cluster(folder, _free_port())
+    cluster = Cluster(folder, free_port())
     options = f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1"
     try:
         _as_postgres(f"{POSTGRES_BINARIES[-1]}/initdb", "-D", str(folder / "data"), "-A", "trust", "-U", "postgres",
@@ -410,7 +411,7 @@ def _switches_found(cluster: Cluster, account_ids: list[str]) -> dict[str, tuple
 
 async def test_a_postgres_restart_under_load_answers_json_and_loses_no_acknowledged_write(database_url, cluster,
                                                                                           tmp_path):
-    if _backend(database_url) != BACKENDS[-1]:
+    if backend_of(database_url) != BACKENDS[-1]:
         pytest.skip("one restart per run, under the last backend's parameter (it brings its own cluster)")
     mandate = Mandate(cluster.url, tmp_path)
     env = {**mandate.env(), "MANDATE_LOG_LEVEL": "WARNING"}
@@ -418,11 +419,11 @@ async def test_a_postgres_restart_under_load_answers_json_and_loses_no_acknowled
     processes, logs, ports = [], [], []
     try:
         for n in range(2):  # one after the other: the first applies the migrations
-            port, log = _free_port(), tmp_path / f"serve-{n}.log"
+            port, log = free_port(), tmp_path / f"serve-{n}.log"
             with log.open("w") as out:
                 processes.append(subprocess.Popen([*COMMAND, "serve", "--port", str(port)], stdout=out,
                                                   stderr=subprocess.STDOUT, env=env, cwd=tmp_path))
-            _wait_until_healthy(processes[-1], f"http://127.0.0.1:{port}", log)
+            wait_until_healthy(processes[-1], f"http://127.0.0.1:{port}", log)
             logs.append(log)
             ports.append(port)
         imported = mandate.import_file({
@@ -456,7 +457,7 @@ async def test_a_postgres_restart_under_load_answers_json_and_loses_no_acknowled
             for client in clients:
                 await client.aclose()
     finally:
-        _stop(*processes)
+        stop(*processes)
 
     answers = load.answers
     statuses = Counter(a.status for a in answers)

@@ -11,14 +11,14 @@ import httpx
 import pytest
 
 from mandate.models import crypto
-from tests.conftest import Api
-from tests.test_login import MEMBER, signed_in
-from tests.test_second_factor_throttling import fail_password, retry_after, waited
+from tests.support.api import Api, app_client
+from tests.support.people import signed_in
+from tests.support.throttling import fail_password, retry_after, waited
+from tests.support.worlds import MEMBER
 
 
 def from_address(app, address: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(address, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    return app_client(app, address)
 
 
 async def test_a_stranger_elsewhere_cannot_lock_a_user_out(app, api, clinic):

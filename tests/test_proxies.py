@@ -22,9 +22,10 @@ from mandate.config import reload_settings
 from mandate.logs import JsonFormatter
 from mandate.models import sessions
 from mandate.models.tables import Session
-from tests.conftest import Api
-from tests.test_cli import COMMAND, _free_port, _wait_until_healthy
-from tests.test_login import AUDIT, CLINIC, CONFIRM, ENROL, MANAGER, seed_clinic
+from tests.support.api import Api
+from tests.support.documents import AUDIT, CONFIRM, ENROL
+from tests.support.servers import COMMAND, free_port, wait_until_healthy
+from tests.support.worlds import CLINIC, MANAGER, seed_clinic
 
 PEER = "198.51.100.10"          # the TCP peer of the clients made here
 CLIENT = "203.0.113.50"         # the address a trusted proxy says it forwards for
@@ -213,14 +214,14 @@ async def test_an_unexpected_errors_trace_never_quotes_what_the_client_sent(clie
 def served(database_url, tmp_path_factory):
     """`mandate serve` as production runs it (no MANDATE_TRUSTED_PROXIES), its stderr kept."""
     folder = tmp_path_factory.mktemp("mandate-proxies")
-    port, stderr = _free_port(), folder / "stderr.log"
+    port, stderr = free_port(), folder / "stderr.log"
     env = {**os.environ, "DATABASE_URL": database_url, "MANDATE_ENV": "production", "PYTHONUNBUFFERED": "1"}
     env.pop("MANDATE_TRUSTED_PROXIES", None)
     with stderr.open("w") as err:
         server = subprocess.Popen([*COMMAND, "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
                                   stderr=err, env=env, cwd=folder)
     try:
-        _wait_until_healthy(server, f"http://127.0.0.1:{port}", stderr)
+        wait_until_healthy(server, f"http://127.0.0.1:{port}", stderr)
         yield f"http://127.0.0.1:{port}", stderr
     finally:
         server.terminate()
@@ -300,7 +301,7 @@ async def test_serve_writes_no_header_value_to_its_log(served):
 @pytest.mark.parametrize("value", ["10.0.0.0/8,not-a-network", "10.0.0.1/8", "fe80::1%eth0", "127.0.0.1:8080"])
 def test_serve_refuses_to_start_with_a_bad_trusted_proxies(database_url, tmp_path, value):
     env = {**os.environ, "DATABASE_URL": database_url, "MANDATE_TRUSTED_PROXIES": value}
-    done = subprocess.run([*COMMAND, "serve", "--port", str(_free_port())], capture_output=True, text=True,
+    done = subprocess.run([*COMMAND, "serve", "--port", str(free_port())], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=60)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("mandate serve: MANDATE_TRUSTED_PROXIES must be")

@@ -8,30 +8,13 @@ whether they are held to enrolment. Nothing is answered from a cache: a repeat c
 from __future__ import annotations
 
 import pytest
+from tests.support.documents import TREE
+from tests.support.worlds import organisation
 
-TREE = """{ accounts { id name
-  twoFactorEnforcement { enforced enforcedHere source { id name } } sites { id name }
-  children { id name twoFactorEnforcement { enforced source { id name } } sites { id name }
-    children { id name twoFactorEnforcement { enforced source { id name } } sites { id name } } } } }"""
 TREE_BY_FRAGMENTS = """fragment Level on Account { id name twoFactorEnforcement { enforced source { id name } } ...Sites }
 fragment Sites on Account { sites { id name } }
 { accounts { ...Level children { ...Level children { ... on Account { ...Level } } } } }"""
 FLAT = "{ accounts { id descendants { id name parent { id } twoFactorEnforcement { enforced } sites { id } } } }"
-
-
-def organisation(practices: int, clinics: int) -> dict:
-    return {
-        "users": [{"email": "grace@example.org"}],
-        "accounts": [{
-            "name": "Group", "managers": ["grace@example.org"], "sites": [{"name": "Head office"}],
-            "children": [
-                {"name": f"Practice {p}", "sites": [{"name": f"Site {p}.{s}"} for s in range(3)],
-                 "children": [{"name": f"Clinic {p}.{c}", "sites": [{"name": f"Site {p}.{c}.{s}"} for s in range(3)]}
-                              for c in range(clinics)]}
-                for p in range(practices)
-            ],
-        }],
-    }
 
 
 async def cost(api, statements, query: str, token: str) -> int:

@@ -8,26 +8,14 @@ import base64
 import pytest
 from tortoise import connections
 
-from tests.conftest import PASSWORD, Api, Result, totp_now
-from tests.test_login import (
-    LONER,
-    MANAGER,
-    MEMBER,
-    REGENERATE,
-    audit_actions,
-    error_code,
-    signed_in,
-)
-from tests.test_totp import start_enrolment, wrong_code
+from tests.support.api import PASSWORD, Api, Result, error_code
+from tests.support.audit import audit_actions
+from tests.support.codes import totp_now, wrong_code
+from tests.support.documents import REGENERATE, REMAINING
+from tests.support.people import signed_in, start_enrolment, verify_after_login
+from tests.support.worlds import LONER, MANAGER, MEMBER
 
-REMAINING = "{ me { recoveryCodesRemaining } }"
 TABLES = ["users", "sessions", "recovery_codes", "throttles", "audit_events"]
-
-
-async def verify_after_login(api: Api, code: str) -> Result:
-    status, token = await api.login_token(MEMBER)
-    assert status == "TWO_FACTOR_REQUIRED"
-    return await api.verify(token, code)
 
 
 async def remaining(api: Api, token: str) -> int:
@@ -46,18 +34,18 @@ async def test_ten_distinct_recovery_codes_are_issued(api, member):
 
 
 async def test_a_recovery_code_passes_the_second_factor(api, member):
-    r = await verify_after_login(api, member.recovery_codes[0])
+    r = await verify_after_login(api, member.recovery_codes[0], MEMBER)
     assert r.errors == [] and r.data["verifyTwoFactor"]["status"] == "AUTHENTICATED", r.body
 
 
 async def test_a_recovery_code_works_once(api, member):
-    assert (await verify_after_login(api, member.recovery_codes[0])).errors == []
-    assert error_code(await verify_after_login(api, member.recovery_codes[0]), "INVALID_CODE")
+    assert (await verify_after_login(api, member.recovery_codes[0], MEMBER)).errors == []
+    assert error_code(await verify_after_login(api, member.recovery_codes[0], MEMBER), "INVALID_CODE")
 
 
 async def test_recovery_codes_remaining_counts_down(api, member):
     for used, code in enumerate(member.recovery_codes[:3], start=1):
-        assert (await verify_after_login(api, code)).errors == []
+        assert (await verify_after_login(api, code, MEMBER)).errors == []
         assert await remaining(api, member.token) == 10 - used
 
 
@@ -67,13 +55,13 @@ async def test_regenerating_replaces_every_recovery_code(api, member):
     fresh = r.data["regenerateRecoveryCodes"]
     assert len(set(fresh)) == 10 and not set(fresh) & set(member.recovery_codes)
     assert await remaining(api, member.token) == 10
-    assert error_code(await verify_after_login(api, member.recovery_codes[1]), "INVALID_CODE")
-    assert (await verify_after_login(api, fresh[0])).errors == []
+    assert error_code(await verify_after_login(api, member.recovery_codes[1], MEMBER), "INVALID_CODE")
+    assert (await verify_after_login(api, fresh[0], MEMBER)).errors == []
 
 
 async def test_regenerating_with_a_wrong_code_keeps_the_old_codes(api, member):
     assert error_code(await regenerate(api, member.token, wrong_code(member.secret)), "INVALID_CODE")
-    assert (await verify_after_login(api, member.recovery_codes[0])).errors == []
+    assert (await verify_after_login(api, member.recovery_codes[0], MEMBER)).errors == []
 
 
 @pytest.mark.parametrize(
@@ -90,13 +78,13 @@ async def test_regenerating_with_a_wrong_code_keeps_the_old_codes(api, member):
 )
 async def test_a_malformed_recovery_code_is_bad_user_input(api, member, reshape):
     code = member.recovery_codes[0]
-    assert error_code(await verify_after_login(api, reshape(code)), "BAD_USER_INPUT")
+    assert error_code(await verify_after_login(api, reshape(code), MEMBER), "BAD_USER_INPUT")
     # Refused before any check: the code itself is still unused.
-    assert (await verify_after_login(api, code)).errors == []
+    assert (await verify_after_login(api, code, MEMBER)).errors == []
 
 
 async def test_using_and_regenerating_recovery_codes_are_audited(api, member, clinic):
-    assert (await verify_after_login(api, member.recovery_codes[0])).errors == []
+    assert (await verify_after_login(api, member.recovery_codes[0], MEMBER)).errors == []
     assert (await regenerate(api, member.token, totp_now(member.secret))).errors == []
     actions = await audit_actions(api, await signed_in(api, MANAGER), clinic, MEMBER)
     assert actions[:2] == ["RECOVERY_CODES_REGENERATED", "RECOVERY_CODE_USED"], actions

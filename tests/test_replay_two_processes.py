@@ -25,8 +25,9 @@ import pyotp
 import pytest
 
 from mandate.models.crypto import digest
-from tests.conftest import PASSWORD, Api, Result
-from tests.test_cli import COMMAND, Mandate, _backend, _free_port, _new_database, _stop, _wait_until_healthy
+from tests.support.api import Api, PASSWORD, Result
+from tests.support.databases import backend_of, new_database
+from tests.support.servers import COMMAND, Mandate, free_port, stop, wait_until_healthy
 
 RACERS = 20
 # Each race is run this many times, by a user of its own each time: the defence must hold every
@@ -61,18 +62,18 @@ async def two_servers(database_url, tmp_path_factory):
     """Two `mandate serve` processes on one database of their own, of the suite's backend, with
     USERS in it."""
     folder = tmp_path_factory.mktemp("two-processes")
-    url, drop = await _new_database(_backend(database_url), folder)
+    url, drop = await new_database(backend_of(database_url), folder)
     mandate = Mandate(url, folder)
     processes, ports = [], []
     try:
         for n in range(2):  # one after the other: the first applies the migrations
-            port, log = _free_port(), folder / f"serve-{n}.log"
+            port, log = free_port(), folder / f"serve-{n}.log"
             with log.open("w") as out:
                 processes.append(subprocess.Popen(
                     [*COMMAND, "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
                     env=mandate.env(), cwd=folder,
                 ))
-            _wait_until_healthy(processes[-1], f"http://127.0.0.1:{port}", log)
+            wait_until_healthy(processes[-1], f"http://127.0.0.1:{port}", log)
             ports.append(port)
         imported = mandate.import_file({"users": [{"email": e, "password": PASSWORD} for e in USERS]})
         assert imported.returncode == 0, imported.stderr
@@ -83,7 +84,7 @@ async def two_servers(database_url, tmp_path_factory):
             for client in clients:
                 await client.aclose()
     finally:
-        _stop(*processes)
+        stop(*processes)
         await drop()
 
 

@@ -9,7 +9,7 @@ import base64
 import pytest
 
 from mandate.models.totp import STEP_SECONDS, matching_step
-from tests.test_login import MEMBER, seed_clinic
+from tests.support.worlds import MEMBER, seed_clinic
 
 # RFC 6238 appendix B: the SHA-1 seed (ASCII "12345678901234567890"), 8 digits, 30 s steps.
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()

@@ -8,9 +8,9 @@ import pytest
 
 from mandate.config import reload_settings
 from mandate.models.tables import AuditEvent, Session, User
-from tests.conftest import PASSWORD, totp_now
-from tests.test_cli import assert_refused
-from tests.test_operator_cli import Cli
+from tests.support.api import PASSWORD
+from tests.support.codes import totp_now
+from tests.support.servers import assert_refused
 
 KEY_A, KEY_B = "key-a-" + "a" * 40, "key-b-" + "b" * 40
 ENROLLED, PENDING = "enrolled@example.org", "pending@example.org"
@@ -25,11 +25,6 @@ def keys(monkeypatch):
         reload_settings()
 
     return use
-
-
-@pytest.fixture
-def cli(database_url, tmp_path) -> Cli:
-    return Cli(database_url, tmp_path)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from graphql import (
 )
 
 from mandate.gql.schema import build_schema
-from tests.test_transport import client_with_settings
+from tests.support.api import client_with_settings
 
 ROOT = Path(__file__).parents[1]
 API_MD = Path(__file__).parents[2] / "shared" / "API.md"

@@ -5,85 +5,64 @@ sessions and mutations; TOTP locked after 100 failures until a recovery code is 
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
 
 import pytest
 
-from tests.conftest import Api, Result, totp_now
-from tests.test_login import (
-    DISABLE,
-    LONER,
-    MANAGER,
-    MEMBER,
-    REGENERATE,
-    audit_actions,
-    error_code,
+from tests.support.api import Api
+from tests.support.audit import audit_actions
+from tests.support.codes import MALFORMED, totp_now, wrong_code
+from tests.support.documents import DISABLE, REGENERATE
+from tests.support.people import (
+    confirm,
+    enrolled,
+    password_only,
     signed_in,
+    start_enrolment,
+    verify_after_login,
 )
-from tests.test_totp import MALFORMED, confirm, enrolled, start_enrolment, wrong_code
-
-Attempt = Callable[[str], Awaitable[Result]]
-
-
-async def password_only(api: Api, email: str = MEMBER) -> str:
-    status, token = await api.login_token(email)
-    assert status == "TWO_FACTOR_REQUIRED"
-    return token
-
-
-def retry_after(result: Result) -> int:
-    """The delay of a RATE_LIMITED answer (which carries no data)."""
-    assert error_code(result, "RATE_LIMITED"), result.body
-    value = result.errors[0]["extensions"]["retryAfter"]
-    assert isinstance(value, int) and value >= 1, result.body
-    return value
-
-
-async def fail(attempt: Attempt, secret: str, times: int) -> list[str | None]:
-    """`times` wrong codes; the code of each answer."""
-    return [(await attempt(wrong_code(secret))).code for _ in range(times)]
-
-
-def verifying(api: Api, token: str) -> Attempt:
-    return lambda code: api.verify(token, code)
-
-
-def with_full_session(api: Api, query: str, token: str) -> Attempt:
-    return lambda code: api.gql(query, {"c": code}, token=token)
-
+from tests.support.throttling import (
+    Attempt,
+    fail,
+    fail_password,
+    retry_after,
+    verifying,
+    waited,
+    with_full_session,
+)
+from tests.support.worlds import LONER, MANAGER, MEMBER
 
 # --- Second factors -------------------------------------------------------------------------
 
 
 async def test_the_first_four_failures_are_invalid_code(api, member):
-    assert await fail(verifying(api, await password_only(api)), member.secret, 4) == ["INVALID_CODE"] * 4
+    assert await fail(verifying(api, await password_only(api, MEMBER)), member.secret, 4) == ["INVALID_CODE"] * 4
 
 
 async def test_the_fifth_failure_and_later_ones_are_rate_limited_with_retry_after(api, member):
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     await fail(attempt, member.secret, 4)
     retry_after(await attempt(wrong_code(member.secret)))
     retry_after(await attempt(wrong_code(member.secret)))
 
 
 async def test_the_right_code_is_refused_while_the_delay_runs(api, member):
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     await fail(attempt, member.secret, 5)
     retry_after(await attempt(totp_now(member.secret)))
 
 
 async def test_the_right_code_works_after_the_delay_and_resets_the_count(api, member, clock):
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     await fail(attempt, member.secret, 4)
     clock.advance(retry_after(await attempt(wrong_code(member.secret))))
     r = await attempt(totp_now(member.secret))
     assert r.errors == [] and r.data["verifyTwoFactor"]["status"] == "AUTHENTICATED", r.body
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     assert await fail(attempt, member.secret, 4) == ["INVALID_CODE"] * 4
 
 
 async def test_the_delay_grows_with_every_further_failure(api, member, clock):
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     await fail(attempt, member.secret, 4)
     delays = []
     for _ in range(4):
@@ -93,20 +72,11 @@ async def test_the_delay_grows_with_every_further_failure(api, member, clock):
     assert delays == sorted(set(delays)), delays
 
 
-def waited(result: Result, code: str) -> int:
-    """The delay a checked, failed attempt starts: answered as checked (its own code), with
-    `retryAfter` for the next attempt."""
-    assert error_code(result, code), result.body
-    value = result.errors[0]["extensions"]["retryAfter"]
-    assert isinstance(value, int) and value >= 1, result.body
-    return value
-
-
 async def test_a_checked_attempt_is_never_answered_as_an_unchecked_one(api, member, clinic, clock):
     """Thirty wrong codes at once: exactly the four free ones are checked, each answered
     INVALID_CODE and audited as a failure; the other 26 are refused unchecked (RATE_LIMITED,
     audited as throttled). So no guess is checked that the answer does not own up to."""
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     answers = await asyncio.gather(*(attempt(wrong_code(member.secret)) for _ in range(30)))
     codes = [r.code for r in answers]
     assert sorted(codes) == ["INVALID_CODE"] * 4 + ["RATE_LIMITED"] * 26, codes
@@ -115,7 +85,7 @@ async def test_a_checked_attempt_is_never_answered_as_an_unchecked_one(api, memb
 
 
 async def test_failures_count_per_user_across_sessions(api, member):
-    first, second = verifying(api, await password_only(api)), verifying(api, await password_only(api))
+    first, second = verifying(api, await password_only(api, MEMBER)), verifying(api, await password_only(api, MEMBER))
     for attempt in (first, second, first, second):
         assert (await attempt(wrong_code(member.secret))).code == "INVALID_CODE"
     retry_after(await first(wrong_code(member.secret)))
@@ -124,7 +94,7 @@ async def test_failures_count_per_user_across_sessions(api, member):
 
 async def test_failures_of_one_user_do_not_throttle_another(api, member, clock):
     manager = await enrolled(api, MANAGER, clock)
-    await fail(verifying(api, await password_only(api)), member.secret, 5)
+    await fail(verifying(api, await password_only(api, MEMBER)), member.secret, 5)
     r = await api.verify(await password_only(api, MANAGER), totp_now(manager.secret))
     assert r.errors == [], r.body
 
@@ -137,7 +107,7 @@ async def attempt_by(api: Api, clock, mutation: str) -> tuple[Attempt, str]:
         return (lambda code: confirm(api, token, code)), secret
     member = await enrolled(api, MEMBER, clock)
     if mutation == "verifyTwoFactor":
-        return verifying(api, await password_only(api)), member.secret
+        return verifying(api, await password_only(api, MEMBER)), member.secret
     query = {"disableTotp": DISABLE, "regenerateRecoveryCodes": REGENERATE}[mutation]
     return with_full_session(api, query, member.token), member.secret
 
@@ -151,7 +121,7 @@ async def test_every_second_factor_mutation_is_throttled(api, clinic, clock, mut
 
 
 async def test_failures_in_different_mutations_count_together(api, member):
-    verify = verifying(api, await password_only(api))
+    verify = verifying(api, await password_only(api, MEMBER))
     disable = with_full_session(api, DISABLE, member.token)
     regenerate = with_full_session(api, REGENERATE, member.token)
     for attempt in (verify, disable, regenerate, verify):
@@ -159,30 +129,25 @@ async def test_failures_in_different_mutations_count_together(api, member):
     retry_after(await disable(wrong_code(member.secret)))
 
 
-async def verify_after_login(api: Api, code: str) -> Result:
-    """A fresh login's second step (a password-only token outlives no long wait)."""
-    return await api.verify(await password_only(api), code)
-
-
 async def test_after_100_failures_totp_stays_locked_until_a_recovery_code_is_used(api, member, clock):
     wait = 0
     for _ in range(100):  # each failure waits out the delay of the one before, so each is checked
         clock.advance(wait)
-        r = await verify_after_login(api, wrong_code(member.secret))
+        r = await verify_after_login(api, wrong_code(member.secret), MEMBER)
         assert r.code == "INVALID_CODE", r.body
         wait = r.errors[0]["extensions"].get("retryAfter", 0)
     clock.advance(wait + 24 * 3600)
-    retry_after(await verify_after_login(api, totp_now(member.secret)))
-    r = await verify_after_login(api, member.recovery_codes[0])
+    retry_after(await verify_after_login(api, totp_now(member.secret), MEMBER))
+    r = await verify_after_login(api, member.recovery_codes[0], MEMBER)
     assert r.errors == [] and r.data["verifyTwoFactor"]["status"] == "AUTHENTICATED", r.body
-    assert (await verify_after_login(api, totp_now(member.secret, 1))).errors == []
+    assert (await verify_after_login(api, totp_now(member.secret, 1), MEMBER)).errors == []
 
 
 async def test_parallel_attempts_cannot_outrun_the_throttle(api, member, clock):
     """A burst of guesses sent at once is held to the same count: after 4 failures (a 1 s delay)
     none of the burst is checked, so the right code works 1.5 s later. Were the burst checked
     whole, 14 failures would impose minutes."""
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     await fail(attempt, member.secret, 4)
     answers = await asyncio.gather(*(attempt(wrong_code(member.secret)) for _ in range(10)))
     assert [r.code for r in answers] == ["RATE_LIMITED"] * 10
@@ -192,14 +157,14 @@ async def test_parallel_attempts_cannot_outrun_the_throttle(api, member, clock):
 
 
 async def test_malformed_codes_do_not_count_as_failures(api, member):
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     for reshape in MALFORMED.values():
         assert (await attempt(reshape(totp_now(member.secret)))).code == "BAD_USER_INPUT"
     assert await fail(attempt, member.secret, 4) == ["INVALID_CODE"] * 4
 
 
 async def test_failed_and_throttled_second_factors_are_audited(api, member, clinic):
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     await fail(attempt, member.secret, 5)
     await attempt(totp_now(member.secret))  # refused while the delay runs
     actions = await audit_actions(api, await signed_in(api, MANAGER), clinic, MEMBER)
@@ -208,10 +173,6 @@ async def test_failed_and_throttled_second_factors_are_audited(api, member, clin
 
 
 # --- Passwords ------------------------------------------------------------------------------
-
-
-async def fail_password(api: Api, email: str, times: int) -> list[str | None]:
-    return [(await api.login(email, "wrong-password")).code for _ in range(times)]
 
 
 async def test_the_fifth_password_failure_is_rate_limited_and_refuses_even_the_right_password(api, clinic, clock):

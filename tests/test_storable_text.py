@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from mandate.models.tables import AuditEvent, Session, Throttle, User
-from tests.conftest import Api
+from tests.support.api import Api
 
 NUL = "ann\u0000@example.org"
 SURROGATE = "ann\ud800@example.org"

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Api, Clock, totp_now
-from tests.test_login import MANAGER, MEMBER, signed_in
-from tests.test_second_factor_throttling import fail, password_only, retry_after, verifying
-from tests.test_totp import enrolled, wrong_code
+from tests.support.api import Api
+from tests.support.clock import Clock
+from tests.support.codes import totp_now, wrong_code
+from tests.support.people import enrolled, password_only, signed_in
+from tests.support.throttling import fail, retry_after, verifying
+from tests.support.worlds import MANAGER, MEMBER
 
 RESET = "mutation($a: ID!, $u: ID!) { resetMemberTwoFactor(accountId: $a, userId: $u) { twoFactorEnabled } }"
 
 
 async def test_a_recovery_code_waits_out_the_delay_too_and_stays_unused(api, member, clock):
-    attempt = verifying(api, await password_only(api))
+    attempt = verifying(api, await password_only(api, MEMBER))
     await fail(attempt, member.secret, 4)
     wait = retry_after(await attempt(wrong_code(member.secret)))
     retry_after(await attempt(member.recovery_codes[0]))
@@ -32,11 +34,11 @@ async def lock_totp(api: Api, secret: str, clock: Clock) -> None:
     wait = 0
     for _ in range(100):
         clock.advance(wait)
-        r = await api.verify(await password_only(api), wrong_code(secret))
+        r = await api.verify(await password_only(api, MEMBER), wrong_code(secret))
         assert r.code == "INVALID_CODE", r.body
         wait = r.errors[0]["extensions"].get("retryAfter", 0)
     clock.advance(wait + 3600)
-    r = await api.verify(await password_only(api), totp_now(secret))
+    r = await api.verify(await password_only(api, MEMBER), totp_now(secret))
     assert r.errors[0]["extensions"].get("locked") is True, r.body
 
 

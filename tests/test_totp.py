@@ -9,69 +9,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from tests.conftest import CLIENT_ADDRESS, Api, Login, Result, totp_now
-from tests.test_login import (
-    ACCOUNTS,
-    AUDIT,
-    CONFIRM,
-    DISABLE,
-    ENROL,
-    LONER,
-    MANAGER,
-    MEMBER,
-    ME,
-    SET_ENFORCEMENT,
-    error_code,
-    enforcing_manager,
-    set_enforcement,
-    signed_in,
-)
-
-FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
-SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
-ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
-# The right code, reshaped: each must be refused as malformed before it is checked.
-MALFORMED = {
-    "full-width": lambda code: code.translate(FULL_WIDTH),
-    "superscript": lambda code: code.translate(SUPERSCRIPT),
-    "arabic-indic": lambda code: code.translate(ARABIC_INDIC),
-    "space": lambda code: f"{code[:3]} {code[3:]}",
-    "dash": lambda code: f"{code[:3]}-{code[3:]}",
-    "padded": lambda code: f" {code} ",
-    "newline": lambda code: code + "\n",
-    "five digits": lambda code: code[:5],
-    "seven digits": lambda code: code + "0",
-}
-
-
-def wrong_code(secret: str) -> str:
-    """Six digits that no step within one of now accepts."""
-    valid = {totp_now(secret, steps) for steps in (-1, 0, 1)}
-    return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
-
-
-async def start_enrolment(api: Api, token: str) -> str:
-    r = await api.gql(ENROL, token=token)
-    assert not r.errors, r.body
-    return r.data["enrolTotp"]["secret"]
-
-
-async def confirm(api: Api, token: str, code: str) -> Result:
-    return await api.gql(CONFIRM, {"c": code}, token=token)
+from tests.support.api import CLIENT_ADDRESS, Api, Login, Result, error_code
+from tests.support.codes import MALFORMED, totp_now, wrong_code
+from tests.support.documents import ACCOUNTS, AUDIT, DISABLE, ENROL, ME, SET_ENFORCEMENT
+from tests.support.enforcement import enforce
+from tests.support.people import confirm, enrolled, signed_in, start_enrolment, verify_after_login
+from tests.support.worlds import LONER, MANAGER, MEMBER, enforcing_manager
 
 
 async def two_factor_enabled(api: Api, email: str) -> bool:
     """Whether the user's next login asks for a second factor."""
     status, _ = await api.login_token(email)
     return status == "TWO_FACTOR_REQUIRED"
-
-
-async def enrolled(api: Api, email: str, clock) -> Login:
-    """Enrols a user who is not bound; moves the clock on a minute so that the codes of the
-    steps around now are all unused."""
-    login = await api.enrol(await signed_in(api, email))
-    clock.advance(60)
-    return login
 
 
 # --- Enrolling ------------------------------------------------------------------------------
@@ -165,40 +114,34 @@ async def loner(api, clinic, clock) -> Login:
     return await enrolled(api, LONER, clock)
 
 
-async def verify_fresh_login(api: Api, code: str) -> Result:
-    status, token = await api.login_token(LONER)
-    assert status == "TWO_FACTOR_REQUIRED"
-    return await api.verify(token, code)
-
-
 @pytest.mark.parametrize("steps", [-1, 0, 1])
 async def test_codes_of_the_current_step_and_one_either_side_are_accepted(api, loner, steps):
-    r = await verify_fresh_login(api, totp_now(loner.secret, steps))
+    r = await verify_after_login(api, totp_now(loner.secret, steps), LONER)
     assert r.errors == [] and r.data["verifyTwoFactor"]["status"] == "AUTHENTICATED", r.body
 
 
 @pytest.mark.parametrize("steps", [-2, 2])
 async def test_codes_two_steps_away_are_refused(api, loner, steps):
-    assert error_code(await verify_fresh_login(api, totp_now(loner.secret, steps)), "INVALID_CODE")
+    assert error_code(await verify_after_login(api, totp_now(loner.secret, steps), LONER), "INVALID_CODE")
 
 
 async def test_a_used_code_is_refused(api, loner):
     code = totp_now(loner.secret)
-    assert (await verify_fresh_login(api, code)).errors == []
-    assert error_code(await verify_fresh_login(api, code), "INVALID_CODE")
+    assert (await verify_after_login(api, code, LONER)).errors == []
+    assert error_code(await verify_after_login(api, code, LONER), "INVALID_CODE")
 
 
 @pytest.mark.parametrize("older", [0, -1])
 async def test_an_older_step_after_a_newer_one_is_refused(api, loner, older):
-    assert (await verify_fresh_login(api, totp_now(loner.secret, 1))).errors == []
-    assert error_code(await verify_fresh_login(api, totp_now(loner.secret, older)), "INVALID_CODE")
+    assert (await verify_after_login(api, totp_now(loner.secret, 1), LONER)).errors == []
+    assert error_code(await verify_after_login(api, totp_now(loner.secret, older), LONER), "INVALID_CODE")
 
 
 async def test_the_code_that_confirmed_enrolment_cannot_log_in(api, clinic):
     token = await signed_in(api, LONER)
     code = totp_now(await start_enrolment(api, token))
     assert (await confirm(api, token, code)).errors == []
-    assert error_code(await verify_fresh_login(api, code), "INVALID_CODE")
+    assert error_code(await verify_after_login(api, code, LONER), "INVALID_CODE")
 
 
 @pytest.mark.parametrize("shape", sorted(MALFORMED))
@@ -262,7 +205,7 @@ async def test_switching_enforcement_off_keeps_two_factor_but_lets_users_disable
     manager = await enforcing_manager(api, clinic)
     _, enrolment_token = await api.login_token(MEMBER)
     member = await api.enrol(enrolment_token)
-    await set_enforcement(api, manager, clinic, on=False)
+    await enforce(api, manager, clinic, on=False)
     clock.advance(60)
     assert await two_factor_enabled(api, MEMBER)
     assert (await disable(api, member.token, totp_now(member.secret))).errors == []

@@ -9,38 +9,19 @@ from __future__ import annotations
 import base64
 import json
 import re
-from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from mandate.gql.app import create_app
-from mandate.config import reload_settings
 from mandate.models.tables import Session, Throttle
-from tests.conftest import CLIENT_ADDRESS
+from tests.support.api import INTERNALS, client_with_settings
 
 EMAIL = "ann@example.org"
 LOGIN = 'mutation { login(email: "ann@example.org", password: "password-123") { status token } }'
 LOGIN_WITH_VARIABLES = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { status } }"
 DEFAULT_MAX_BODY_BYTES = 262144
 JSON = {"Content-Type": "application/json"}
-
-
-@asynccontextmanager
-async def client_with_settings(monkeypatch, **env: str):
-    """A client of a new app built under these environment settings."""
-    with monkeypatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        reload_settings()
-        transport = httpx.ASGITransport(app=create_app(manage_database=False), client=(CLIENT_ADDRESS, 40000))
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-                yield http
-        finally:
-            patch.undo()
-            reload_settings()
 
 
 @pytest.fixture
@@ -253,12 +234,6 @@ LEAKY_REQUESTS = [
     f'{{ account(id: "{base64.b64encode(b"Site:1").decode()}") {{ id }} }}',
     f'mutation {{ login(email: "{"a" * 400}@example.org", password: "wrong") {{ status }} }}',
 ]
-INTERNALS = re.compile(
-    r'Traceback|File "|\.py\b|\bSELECT\b|\bINSERT INTO\b|\bUPDATE \w+ SET\b|\bDELETE FROM\b|\$1\b'
-    r"|(?i:sqlite|asyncpg|psycopg|tortoise|OperationalError|IntegrityError|int32)"
-)
-
-
 async def test_no_error_carries_a_trace_or_sql(api, ann):
     _, token = await api.login_token(EMAIL)
     errors = []

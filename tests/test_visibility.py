@@ -6,7 +6,9 @@ import pytest
 
 from mandate.models.tables import Membership
 
-from tests.test_enforcement import (
+from tests.support.api import leaked
+from tests.support.people import signed_in
+from tests.support.worlds import (
     DENTAL,
     DENTAL_MANAGER,
     GROUP,
@@ -18,17 +20,9 @@ from tests.test_enforcement import (
     PRACTICE_MEMBER,
     SIBLING,
     SITE_MEMBER,
-    leaked,
-    seed_trees,
-    signed_in,
     under_group,
     vanished_account_id,
 )
-
-
-@pytest.fixture
-async def ids(api, seed) -> dict[str, str]:
-    return await seed_trees(api, seed)
 
 
 async def query(api, token: str, document: str, variables: dict | None = None) -> dict:

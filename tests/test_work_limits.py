@@ -15,8 +15,9 @@ from graphql import get_introspection_query
 from mandate.gql import limits, loaders
 from mandate.gql.accounts import AccountNode
 from mandate.config import reload_settings
-from tests.conftest import Api
-from tests.test_query_counts import TREE, organisation
+from tests.support.api import Api
+from tests.support.documents import TREE
+from tests.support.worlds import organisation
 
 MEMBER = "mia@example.org"
 # The document, verbatim: 137 characters.
