@@ -52,7 +52,7 @@ class AuthMutations:
     @strawberry.mutation
     async def login(self, info: strawberry.Info, email: str, password: str) -> LoginPayload:
         issued = await sessions.login(email, password, info.context.client_address)
-        await info.context.become(issued.token)  # the payload's user is read as that session
+        info.context.become(issued)  # the payload's user is read as that session
         return LoginPayload.of(issued)
 
     @strawberry.mutation(
@@ -60,7 +60,7 @@ class AuthMutations:
     )
     async def verify_two_factor(self, info: strawberry.Info, code: str) -> LoginPayload:
         issued = await totp.verify_login(info.context.caller.session, code, info.context.client_address)
-        await info.context.become(issued.token)
+        info.context.become(issued)
         return LoginPayload.of(issued)
 
     @strawberry.mutation(permission_classes=[MayLogOut])

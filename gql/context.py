@@ -14,6 +14,7 @@ from mandate.gql.request_record import current_request
 from mandate.models import callers
 from mandate.models.callers import Caller
 from mandate.models.reach import Viewer
+from mandate.models.sessions import IssuedToken
 
 
 class Context:
@@ -34,10 +35,14 @@ class Context:
         self._caller = caller
         self._viewer = None
 
-    async def become(self, token: str | None = None) -> None:
-        """After a login (its new token), or a change of the caller's own state (2FA confirmed:
-        the same token, or the new one that replaced it), the rest of the document runs as the
-        caller that token now names."""
+    def become(self, issued: IssuedToken) -> None:
+        """After a login or its second step, the rest of the document runs as the new token."""
+        self.authorization = f"Bearer {issued.token}"
+        self.caller = issued.caller
+
+    async def refresh(self, token: str | None = None) -> None:
+        """After a change of the caller's own state (2FA confirmed: the same token, or the new
+        one that replaced it), the rest of the document runs as that token's caller now."""
         if token is not None:
             self.authorization = f"Bearer {token}"
         self.caller = await callers.resolve(self.authorization)

@@ -44,7 +44,7 @@ class TotpMutations:
         session = info.context.caller.session
         done = await totp.confirm_enrolment(session, code, info.context.client_address)
         new_token = done.new_token.token if done.new_token else None
-        await info.context.become(new_token)  # the same session, or the full one that replaced it
+        await info.context.refresh(new_token)  # the same session, or the full one that replaced it
         return TotpConfirmation(
             recovery_codes=done.recovery_codes,
             token=new_token,

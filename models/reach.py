@@ -155,15 +155,20 @@ async def subtree(account_id: int) -> list[tuple[int, AccountRow]]:
 # Batch loads for the levels of a tree, one statement per level, in the order of the keys given
 # (a DataLoader's batch functions). Raw SQL: the ORM's query building costs more than the query
 # itself when the IN list holds a thousand ids.
+def _grouped(rows: list[dict], keys: list[int], column: str, make=lambda row: row) -> list[list]:
+    """Rows grouped by `column`, one list per key, in the keys' order."""
+    groups: dict[int, list] = {key: [] for key in keys}
+    for row in rows:
+        groups[row[column]].append(make(row))
+    return [groups[key] for key in keys]
+
+
 async def children_of(parent_ids: list[int]) -> list[list[AccountRow]]:
     rows = await fetch(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE parent_id IN ({in_list(parent_ids)}) ORDER BY name, id",
         parent_ids,
     )
-    by_parent: dict[int, list[AccountRow]] = {pid: [] for pid in parent_ids}
-    for row in rows:
-        by_parent[row["parent_id"]].append(AccountRow.from_db(row))
-    return [by_parent[pid] for pid in parent_ids]
+    return _grouped(rows, parent_ids, "parent_id", AccountRow.from_db)
 
 
 async def sites_of(account_ids: list[int]) -> list[list[dict]]:
@@ -171,10 +176,7 @@ async def sites_of(account_ids: list[int]) -> list[list[dict]]:
         f"SELECT id, name, account_id FROM sites WHERE account_id IN ({in_list(account_ids)}) ORDER BY name, id",
         account_ids,
     )
-    by_account: dict[int, list[dict]] = {aid: [] for aid in account_ids}
-    for row in rows:
-        by_account[row["account_id"]].append(row)
-    return [by_account[aid] for aid in account_ids]
+    return _grouped(rows, account_ids, "account_id")
 
 
 async def site(site_id: int) -> dict | None:

@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 from mandate.config import get_settings
 from mandate.models import clock, throttle
 from mandate.models.binding import must_use_two_factor
-from mandate.models.callers import RIGHTS, LoginStatus, kind_of_session
+from mandate.models.callers import RIGHTS, Caller, LoginStatus, kind_of_session
 from mandate.models.crypto import digest, new_token, verify_password
 from mandate.models.errors import INVALID_CREDENTIALS, MandateError, bad_input
 from mandate.models.tables import Session, SessionKind, User
@@ -31,10 +31,15 @@ class IssuedToken:
     user: User
 
     @property
-    def status(self) -> LoginStatus:
-        """What the new token may do (a fresh token's user was just checked: must_enrol is its kind)."""
+    def caller(self) -> Caller:
+        """Who the new token makes its bearer, without asking the database again: whether its user
+        must enrol was decided when its kind was chosen."""
         kind = kind_of_session(self.session.kind, self.session.two_factor_passed, self.user.two_factor_enabled, False)
-        return RIGHTS[kind].status
+        return Caller(kind, self.session, self.user)
+
+    @property
+    def status(self) -> LoginStatus:
+        return RIGHTS[self.caller.kind].status
 
     @property
     def expires_at(self) -> datetime:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from tortoise import connections
+from tortoise.backends.asyncpg.client import TransactionWrapper as PostgresTransaction
+from tortoise.backends.sqlite.client import SqliteTransactionWrapper as SqliteTransaction
 
 # Cheap argon2 for the suite (the production cost is set in mandate.config).
 os.environ.setdefault("MANDATE_ARGON2_TIME_COST", "1")
@@ -128,17 +130,19 @@ def fresh_settings():
 
 @pytest.fixture
 def statements(monkeypatch):
-    """A list that every SQL statement sent from here on is appended to."""
+    """A list that every SQL statement sent from here on is appended to, in a transaction or not."""
     sent: list[str] = []
-    client = type(connections.get("default"))
-    for name in ("execute_query", "execute_query_dict", "execute_insert", "execute_many"):
-        original = getattr(client, name)
+    # The connection's class, and the class of the connection a transaction runs on.
+    classes = {type(connections.get("default")), PostgresTransaction, SqliteTransaction}
+    for client in classes:
+        for name in ("execute_query", "execute_query_dict", "execute_insert", "execute_many"):
+            original = getattr(client, name)
 
-        async def counted(self, query, *args, _original=original, **kwargs):
-            sent.append(query)
-            return await _original(self, query, *args, **kwargs)
+            async def counted(self, query, *args, _original=original, **kwargs):
+                sent.append(query)
+                return await _original(self, query, *args, **kwargs)
 
-        monkeypatch.setattr(client, name, counted)
+            monkeypatch.setattr(client, name, counted)
     return sent
 
 

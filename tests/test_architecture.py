@@ -158,3 +158,17 @@ def test_the_domain_imports_no_graphql_or_http_library():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             offending += [f"{module} imports {n}" for n in names if n.split(".")[0] in web]
     assert offending == []
+
+
+def test_sql_lives_in_the_domain_only():
+    """The GraphQL surface asks the domain; only the app itself sets the database up."""
+    offending = []
+    for module, path in MODULES.items():
+        if not module.startswith("mandate.gql") or module == "mandate.gql.app":
+            continue
+        for node in _runtime_imports(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            offending += [
+                f"{module} imports {n}" for n in names if n.split(".")[0] == "tortoise" or n == "mandate.models.sql"
+            ]
+    assert offending == []

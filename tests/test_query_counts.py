@@ -8,6 +8,8 @@ whether they are held to enrolment. Nothing is answered from a cache: a repeat c
 from __future__ import annotations
 
 import pytest
+
+from tests.support.codes import totp_now
 from tests.support.documents import TREE
 from tests.support.worlds import organisation
 
@@ -80,3 +82,26 @@ async def test_a_document_seen_before_is_not_validated_again(api, seed):
     assert not (await api.gql(query, token=tokens[1])).errors
     after = validations.cache_info()
     assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
+
+
+async def test_a_login_and_its_second_step_cost_the_same_whatever_the_tree(api, seed, statements, clock):
+    # The token a login or its second step issues names the caller for the rest of the document
+    # without another statement; neither grows with the tree.
+    counts = []
+    for practices in (1, 20):
+        await seed(organisation(practices, 9))
+        email = f"grace{practices}@example.org"
+        await seed({"users": [{"email": email}], "accounts": [{"name": "Group", "managers": [email]}]})
+        enrolled = await api.enrol((await api.login_token(email))[1])
+        clock.advance(30)  # past the step the enrolment used
+        statements.clear()
+        status, password_only = await api.login_token(email)
+        assert status == "TWO_FACTOR_REQUIRED"
+        login = len(statements)
+        statements.clear()
+        assert not (await api.verify(password_only, totp_now(enrolled.secret))).errors
+        counts.append((login, len(statements)))
+    # login: the address's standing, the email's two throttle keys claimed, the user, the session;
+    # verifyTwoFactor: the caller, the factor's lock and claim, then in one transaction the step,
+    # the old session revoked, the new one, the throttle cleared
+    assert counts == [(8, 8)] * 2
