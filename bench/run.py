@@ -780,8 +780,8 @@ def main(argv: list[str] | None = None) -> None:
     args.mandate_env = dict(args.mandate_env)
     if args.mandate_source is not None:
         args.mandate_source = args.mandate_source.resolve()
-        if not (args.mandate_source / "mandate" / "cli.py").exists():
-            raise SystemExit(f"bench: {args.mandate_source} holds no Mandate (mandate/cli.py)")
+        if not any((args.mandate_source / "mandate" / name).exists() for name in ("cli", "cli.py")):
+            raise SystemExit(f"bench: {args.mandate_source} holds no Mandate (mandate/cli/)")
     if args.out is None:
         args.out = HERE / ".out" / datetime.now().strftime("%Y%m%d-%H%M%S")
     args.out = args.out.resolve()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from mandate.models.account_admin import account_forest
+from mandate.models.crypto import verify_password
 from mandate.models.importing import ImportSummary, import_data
 from mandate.models.tables import Account, User
+from mandate.models.user_admin import with_two_factor
 
 DEMO_PASSWORD = "demo-password"
 
@@ -71,8 +74,38 @@ async def database_is_empty() -> bool:
     return not (await User.exists() or await Account.exists())
 
 
-async def demo_is_loaded() -> bool:
-    return await User.filter(email=DEMO_LOGINS[0].email).exists()
+@dataclass(frozen=True)
+class DemoLoginNow:
+    login: DemoLogin
+    demo_password: bool   # the demo password still lets them in
+    two_factor: bool      # they have set up 2FA since
+
+
+@dataclass(frozen=True)
+class DemoNow:
+    """The demo organisation as it stands, for a second `mandate demo --if-empty`."""
+    logins: list[DemoLoginNow]
+    enforced: list[str]   # the demo's accounts whose own switch is on
+
+
+async def demo_as_it_stands() -> DemoNow | None:
+    """The demo's logins and switches now; None unless the demo organisation and all its logins
+    are there (a database holding other data is not the demo)."""
+    top = next((node for node in await account_forest() if node.row.name == DEMO_ORGANISATION["accounts"][0]["name"]),
+               None)
+    users = {u.email: u for u in await User.filter(email__in=[login.email for login in DEMO_LOGINS])}
+    if top is None or len(users) < len(DEMO_LOGINS):
+        return None
+    enforced, nodes = [], [top]
+    while nodes:
+        node = nodes.pop(0)
+        if node.row.enforced:
+            enforced.append(node.row.name)
+        nodes.extend(node.children)
+    enrolled = await with_two_factor([user.id for user in users.values()])
+    logins = [DemoLoginNow(login, verify_password(users[login.email].password_hash, DEMO_PASSWORD),
+                           users[login.email].id in enrolled) for login in DEMO_LOGINS]
+    return DemoNow(logins, enforced)
 
 
 async def load_demo() -> ImportSummary:

@@ -4,8 +4,10 @@ A merge, never a deletion: accounts are matched by their path of names, sites by
 their account, users by email. An existing user keeps their password unless the file gives one;
 a user named in a role but not listed is added without a password; a role already held is only
 ever raised. A password the file gives an existing user ends all their sessions. A new email that
-looks like a known one (TR 39's skeleton) is refused. Everything is written in one transaction,
-or nothing.
+looks like a known one (TR 39's skeleton) is refused, and so is a key the format does not know.
+Every change goes through the operator's own operations (models/user_admin.py, account_admin.py,
+memberships.py, credentials.py), so it writes the same audit events as the CLI's commands.
+Everything is written in one transaction, or nothing, audit events included.
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from mandate.models.account_admin import create_account, create_site, find_child
 from mandate.models.credentials import set_password_by_operator
 from mandate.models.crypto import hash_password
 from mandate.models.errors import MandateError
-from mandate.models.tables import Account, Membership, Role, Site, SiteMembership, User
+from mandate.models.memberships import add_member, add_site_member
+from mandate.models.tables import Role, Site, User
 from mandate.models.text import refuse_unstorable, strings_in
+from mandate.models.user_admin import create_user
 from mandate.models.users import MIN_PASSWORD_LENGTH, Lookalikes, check_name, check_password, known_emails, normalise_email
+
+# The keys of API.md's format, at each level: anything else is a mistake (a misspelt "acounts"
+# would otherwise import nothing and succeed).
+FILE_KEYS = ("users", "accounts")
+USER_KEYS = ("email", "name", "password")
+ACCOUNT_KEYS = ("name", "managers", "members", "sites", "children")
+SITE_KEYS = ("name", "members")
 
 
 class ImportFileError(ValueError):
@@ -37,7 +49,7 @@ class ImportSummary:
     site_accesses_granted: int = 0
     users_signed_out: int = 0   # existing users given a password: all their sessions ended
     sessions_ended: int = 0     # of which this many were live
-    user_ids: dict[str, int] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)   # by email
     warnings: list[str] = field(default_factory=list)
     lookalikes: Lookalikes | None = field(default=None, repr=False)
 
@@ -50,6 +62,12 @@ class ImportSummary:
             f"accounts: {self.accounts_created} created; sites: {self.sites_created} created; "
             f"roles: {self.roles_granted} granted; site access: {self.site_accesses_granted} granted{signed_out}"
         )
+
+
+def _refuse_unknown_keys(obj: dict, known: tuple[str, ...], where: str) -> None:
+    unknown = [key for key in obj if key not in known]
+    if unknown:
+        raise ImportFileError(f"{where}: unknown key {unknown[0]!r} (the format has {', '.join(map(repr, known))})")
 
 
 def _list(value: Any, where: str) -> list:
@@ -79,6 +97,7 @@ def _checked(where: str, check, value):
 async def import_data(data: Any) -> ImportSummary:
     if not isinstance(data, dict):
         raise ImportFileError("the file must hold a JSON object with 'users' and/or 'accounts'")
+    _refuse_unknown_keys(data, FILE_KEYS, "the file")
     for where, text in strings_in(data):  # every string of the file, keys included, before anything is read
         _checked(where, refuse_unstorable, text)
     summary = ImportSummary()
@@ -93,92 +112,90 @@ async def import_data(data: Any) -> ImportSummary:
 async def _merge_user(entry: Any, where: str, summary: ImportSummary) -> None:
     if not isinstance(entry, dict):
         raise ImportFileError(f"{where}: expected an object")
+    _refuse_unknown_keys(entry, USER_KEYS, where)
     email = _checked(where, normalise_email, _text(entry, "email", where))
     name = _text(entry, "name", where, required=False)
     password = _text(entry, "password", where, required=False)
-    changes: dict[str, str] = {}
     if name is not None:
-        changes["name"] = _checked(where, check_name, name)
-    password_hash = None
+        name = _checked(where, check_name, name)
     if password is not None:
         # An operator's file may set a short password (API.md's example does): warned, not refused.
         _checked(where, lambda p: check_password(p, min_length=1), password)
         if len(password) < MIN_PASSWORD_LENGTH:
             summary.warnings.append(f"{email}: a password under {MIN_PASSWORD_LENGTH} characters is weak")
-        password_hash = hash_password(password)
     user = await User.get_or_none(email=email)
     if user is None:
-        if password_hash is not None:
-            changes["password_hash"] = password_hash
-        user = await _create_user(email, where, summary, **changes)
-    elif changes or password_hash is not None:
-        if changes:
-            await User.filter(id=user.id).update(**changes)
-        if password_hash is not None:
-            summary.sessions_ended += await set_password_by_operator(user.id, password_hash)
+        user = await _create_user(email, name, password, where, summary)
+    elif name is not None or password is not None:
+        if name is not None:
+            await User.filter(id=user.id).update(name=name)
+        if password is not None:
+            summary.sessions_ended += await set_password_by_operator(user.id, hash_password(password))
             summary.users_signed_out += 1
         summary.users_updated += 1
-    summary.user_ids[email] = user.id
+    summary.users[email] = user
 
 
-async def _create_user(email: str, where: str, summary: ImportSummary, **fields: str) -> User:
+async def _create_user(email: str, name: str | None, password: str | None, where: str, summary: ImportSummary) -> User:
     if summary.lookalikes is None:  # read once per import, inside its transaction
         summary.lookalikes = await known_emails()
-    _checked(where, summary.lookalikes.add, email)
-    fields.setdefault("name", email.split("@")[0])
+    user = await _checked_async(where, create_user(
+        email, name if name is not None else email.split("@")[0], password,
+        min_password_length=1, lookalikes=summary.lookalikes,
+    ))
     summary.users_created += 1
-    return await User.create(email=email, **fields)
+    return user
 
 
-async def _user_id(email: Any, where: str, summary: ImportSummary) -> int:
+async def _checked_async(where: str, operation):
+    try:
+        return await operation
+    except MandateError as exc:
+        raise ImportFileError(f"{where}: {exc.message}") from None
+
+
+async def _user(email: Any, where: str, summary: ImportSummary) -> User:
     if not isinstance(email, str):
         raise ImportFileError(f"{where}: an email must be a string")
     email = _checked(where, normalise_email, email)
-    if email not in summary.user_ids:
+    if email not in summary.users:
         user = await User.get_or_none(email=email)
         if user is None:  # named but not listed: added without a password (cannot log in yet)
-            user = await _create_user(email, where, summary)
+            user = await _create_user(email, None, None, where, summary)
             summary.warnings.append(f"{email}: added without a password (list them under 'users' to give one)")
-        summary.user_ids[email] = user.id
-    return summary.user_ids[email]
+        summary.users[email] = user
+    return summary.users[email]
 
 
-async def _merge_account(entry: Any, parent: Account | None, where: str, summary: ImportSummary) -> None:
+async def _merge_account(entry: Any, parent_id: int | None, where: str, summary: ImportSummary) -> None:
     if not isinstance(entry, dict):
         raise ImportFileError(f"{where}: expected an object")
+    _refuse_unknown_keys(entry, ACCOUNT_KEYS, where)
     name = _checked(where, check_name, _text(entry, "name", where))
-    account = await Account.filter(name=name, parent_id=parent.id if parent else None).first()
+    account = await find_child(name, parent_id)
     if account is None:
-        account = await Account.create(name=name, parent_id=parent.id if parent else None)
+        account = await create_account(name, parent_id)
         summary.accounts_created += 1
     for key, role in (("managers", Role.MANAGER), ("members", Role.MEMBER)):
         for j, email in enumerate(_list(entry.get(key), f"{where}.{key}")):
-            await _grant(await _user_id(email, f"{where}.{key}[{j}]", summary), account.id, role, summary)
+            user = await _user(email, f"{where}.{key}[{j}]", summary)
+            if await add_member(account.id, user, role, keep_higher=True) != "unchanged":
+                summary.roles_granted += 1
     for j, site_entry in enumerate(_list(entry.get("sites"), f"{where}.sites")):
-        await _merge_site(site_entry, account, f"{where}.sites[{j}]", summary)
+        await _merge_site(site_entry, account.id, f"{where}.sites[{j}]", summary)
     for j, child in enumerate(_list(entry.get("children"), f"{where}.children")):
-        await _merge_account(child, account, f"{where}.children[{j}]", summary)
+        await _merge_account(child, account.id, f"{where}.children[{j}]", summary)
 
 
-async def _grant(user_id: int, account_id: int, role: Role, summary: ImportSummary) -> None:
-    existing = await Membership.get_or_none(user_id=user_id, account_id=account_id)
-    if existing is None:
-        await Membership.create(user_id=user_id, account_id=account_id, role=role)
-        summary.roles_granted += 1
-    elif existing.role.rank < role.rank:
-        await Membership.filter(id=existing.id).update(role=role)
-        summary.roles_granted += 1
-
-
-async def _merge_site(entry: Any, account: Account, where: str, summary: ImportSummary) -> None:
+async def _merge_site(entry: Any, account_id: int, where: str, summary: ImportSummary) -> None:
     if not isinstance(entry, dict):
         raise ImportFileError(f"{where}: expected an object")
+    _refuse_unknown_keys(entry, SITE_KEYS, where)
     name = _checked(where, check_name, _text(entry, "name", where))
-    site = await Site.filter(name=name, account_id=account.id).first()
+    site = await Site.filter(name=name, account_id=account_id).first()
     if site is None:
-        site = await Site.create(name=name, account_id=account.id)
+        site = await create_site(name, account_id)
         summary.sites_created += 1
     for j, email in enumerate(_list(entry.get("members"), f"{where}.members")):
-        user_id = await _user_id(email, f"{where}.members[{j}]", summary)
-        _, created = await SiteMembership.get_or_create(user_id=user_id, site_id=site.id)
-        summary.site_accesses_granted += int(created)
+        user = await _user(email, f"{where}.members[{j}]", summary)
+        summary.site_accesses_granted += int(await add_site_member(site, user))

@@ -143,7 +143,8 @@ async def test_a_user_in_two_trees_brings_no_event_of_one_tree_into_the_other(ap
     the member joins tree B (Leeds Practice). B's manager sees the member's own events and B's,
     never A's: not the reset with A's manager's name, not A's role change, not A's switch."""
     from mandate.gql.ids import from_global_id
-    from mandate.models import operations
+    from mandate.models.memberships import add_member
+    from mandate.models.user_admin import find_user
     from mandate.models.tables import Role
 
     member = await enrolled(api, OTHER_MEMBER)
@@ -155,10 +156,10 @@ async def test_a_user_in_two_trees_brings_no_event_of_one_tree_into_the_other(ap
     )
     assert not reset.errors, reset.body
     await enforce(api, other_manager, ids[OTHER])
-    user = await operations.find_user(OTHER_MEMBER)
-    await operations.add_member(from_global_id(ids[OTHER])[1], user, Role.MANAGER)  # MEMBER_ROLE_CHANGED in A
+    user = await find_user(OTHER_MEMBER)
+    await add_member(from_global_id(ids[OTHER])[1], user, Role.MANAGER)  # MEMBER_ROLE_CHANGED in A
     clock.advance(60)
-    await operations.add_member(from_global_id(ids[PRACTICE])[1], user, Role.MEMBER)  # MEMBER_ADDED in B
+    await add_member(from_global_id(ids[PRACTICE])[1], user, Role.MEMBER)  # MEMBER_ADDED in B
 
     seen_by_b = await audit_events(api, await with_two_factor(api, PRACTICE_MANAGER), ids[PRACTICE])
     concerning = [(e["action"], e["actor"]) for e in seen_by_b if e["subject"] == {"email": OTHER_MEMBER}]

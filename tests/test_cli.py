@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -325,3 +326,57 @@ def test_without_a_secret_key_a_development_key_is_kept_in_a_local_file_with_a_w
     assert len(key) >= 40 and oct(key_file.stat().st_mode & 0o777) == "0o600"
     subprocess.run(start, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60, check=True)
     assert key_file.read_text() == key  # kept, not replaced: secrets encrypted under it stay readable
+
+
+# -- serve's address ---------------------------------------------------------------------------------
+
+
+def test_serve_prints_the_playgrounds_address(served, api):
+    assert f"Serving the API and its playground at {api.client.base_url}/graphql" in served.log.read_text()
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_serve_refuses_a_port_outside_1_to_65535(unmigrated, port):
+    result = unmigrated.run("serve", "--port", port)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "--port" in result.stderr and "1 to 65535" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_on_a_port_in_use_ends_in_one_line_and_writes_nothing(unmigrated):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = unmigrated.run("serve", "--port", str(port))
+    assert_refused(result, 2, f"port {port}", "in use")
+    assert "Applied migration" not in result.stdout  # refused before the database was touched
+
+
+# -- a second `make run`: the demo as it stands --------------------------------------------------------
+
+
+async def test_demo_if_empty_tells_how_the_demo_stands_now(mandate, api):
+    assert mandate.run("demo").returncode == 0
+    manager = await api.enrol((await api.login_token("manager@example.org", DEMO_PASSWORD))[1])
+    group = await api.account_id(manager.token, "Northwind Health")
+    switched = await api.gql("mutation($a: ID!) { setEnforcement(accountId: $a, enforced: true) { name } }",
+                             {"a": group}, token=manager.token)
+    assert not switched.errors, switched.body
+    assert mandate.run("user", "disable", "nurse@example.org").returncode == 0
+
+    result = mandate.run("demo", "--if-empty")
+    assert result.returncode == 0, result.stderr
+    now = {line.split()[0]: line for line in result.stdout.splitlines() if "@example.org" in line}
+    assert now["manager@example.org"].endswith("demo password, 2FA set up")
+    assert now["nurse@example.org"].endswith("password changed or removed")
+    assert now["dentist@example.org"].endswith("demo password, no 2FA yet")
+    assert "Enforcement is on for Northwind Health." in result.stdout
+    assert "Every demo login has the password" not in result.stdout and "enforced nowhere" not in result.stdout
+
+
+async def test_demo_if_empty_does_not_take_a_user_of_the_demos_email_for_the_demo(mandate, api):
+    mandate.import_file({"users": [{"email": "manager@example.org", "password": "their-own-password"}]})
+    result = mandate.run("demo", "--if-empty")
+    assert result.returncode == 0, result.stderr
+    assert "already loaded" not in result.stdout and DEMO_PASSWORD not in result.stdout
+    assert "not the demo organisation" in result.stdout

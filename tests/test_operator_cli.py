@@ -318,3 +318,150 @@ def test_every_operator_command_answers_help(database_url, tmp_path):
     for run, args in zip(runs, commands):
         out, _ = run.communicate(timeout=30)
         assert run.returncode == 0 and out.startswith(f"usage: mandate {' '.join(args)}"), out
+
+
+# -- one audited path: the import writes the operator's events -------------------------------------
+
+
+async def test_an_import_writes_the_same_audit_events_as_the_operators_commands(cli, group):
+    """Creating a user, granting a role, raising one, re-enabling a disabled user and giving site
+    access by import leave the events the commands leave, in the export."""
+    cli.ok("user", "disable", MEMBER)
+    since = datetime.now(timezone.utc)
+    path = cli.folder / "import.json"
+    path.write_text(json.dumps({
+        "users": [{"email": "new@example.org", "name": "New", "password": "new-password"},
+                  {"email": MEMBER, "password": "back-again-password"}],
+        "accounts": [{"name": GROUP, "managers": [NEWCOMER], "children": [
+            {"name": PRACTICE, "managers": [MEMBER], "sites": [{"name": "Leeds Street", "members": ["new@example.org"]}]}]}],
+    }))
+    cli.ok("import", str(path))
+
+    exported = [json.loads(line) for line in cli.ok("audit", "export", "--since", since.isoformat()).splitlines()]
+    assert [(e["action"], e["subjectEmail"], e["accountName"], e["actorId"]) for e in exported] == [
+        ("USER_CREATED", "new@example.org", None, None),
+        ("PASSWORD_SET_BY_OPERATOR", MEMBER, None, None),
+        ("MEMBER_ADDED", NEWCOMER, GROUP, None),
+        ("MEMBER_ROLE_CHANGED", MEMBER, PRACTICE, None),
+        ("SITE_CREATED", None, PRACTICE, None),
+        ("SITE_MEMBER_ADDED", "new@example.org", PRACTICE, None),
+    ]
+    # The same changes by the commands write the same events.
+    cli.ok("member", "remove", GROUP, NEWCOMER)
+    cli.ok("member", "add", GROUP, NEWCOMER, "--role", "manager")
+    assert (await events())[-1] == ("MEMBER_ADDED", None, (await User.get(email=NEWCOMER)).id, await pk(GROUP))
+
+
+# -- listings ----------------------------------------------------------------------------------------
+
+
+async def test_account_list_shows_every_tree_with_ids_and_enforcement(cli, api, group):
+    from mandate.gql.ids import to_global_id
+
+    await Account.create(name=CLINIC, parent_id=await pk(PRACTICE))
+    south = await Account.create(name="South Care")
+    token = (await api.login_token(MANAGER))[1]
+    ids = {name: await api.account_id(token, name) for name in (GROUP, PRACTICE, CLINIC)}
+    await Account.filter(name=PRACTICE).update(enforced=True)
+    practice_api_id = ids[PRACTICE]
+
+    assert cli.ok("account", "list").splitlines() == [
+        f"{GROUP}  (id {await pk(GROUP)}, API id {ids[GROUP]}): not enforced",
+        f"  {PRACTICE}  (id {await pk(PRACTICE)}, API id {ids[PRACTICE]}): enforced here",
+        f"    {CLINIC}  (id {await pk(CLINIC)}, API id {ids[CLINIC]}): "
+        f"enforced from account {await pk(PRACTICE)} ({PRACTICE})",
+        f"South Care  (id {south.id}, API id {to_global_id('Account', south.id)}): not enforced",
+    ]
+    [north, south] = json.loads(cli.ok("account", "list", "--json"))
+    assert south["name"] == "South Care" and south["children"] == []
+    [practice] = north["children"]
+    assert (practice["apiId"], practice["enforcedHere"], practice["enforced"]) == (practice_api_id, True, True)
+    assert practice["children"][0]["source"] == {"id": await pk(PRACTICE), "name": PRACTICE}
+    assert (north["enforced"], north["source"]) == (False, None)
+
+
+async def test_user_list_shows_ids_two_factor_and_who_is_disabled(cli, api, group):
+    enrolled = await api.enrol((await api.login_token(MANAGER))[1])
+    api_id = (await api.gql("{ me { id } }", token=enrolled.token)).data["me"]["id"]
+    cli.ok("user", "disable", MEMBER)
+    users = {u["email"]: u for u in json.loads(cli.ok("user", "list", "--json"))}
+    assert users[MANAGER] == {"id": (await User.get(email=MANAGER)).id, "apiId": api_id, "email": MANAGER,
+                              "name": "Manager", "twoFactorEnabled": True, "disabled": False}
+    assert (users[MEMBER]["twoFactorEnabled"], users[MEMBER]["disabled"]) == (False, True)
+    assert (users[NEWCOMER]["twoFactorEnabled"], users[NEWCOMER]["disabled"]) == (False, False)
+
+    table = [line.split() for line in cli.ok("user", "list").splitlines()]
+    assert table[0] == ["ID", "API", "ID", "EMAIL", "NAME", "2FA", "DISABLED"]
+    assert [(row[2], row[-2], row[-1]) for row in table[1:]] == [
+        (MANAGER, "on", "no"), (MEMBER, "off", "yes"), (NEWCOMER, "off", "no")]
+
+
+# -- ACCOUNT as a path of names ------------------------------------------------------------------------
+
+
+async def test_an_account_path_of_names_works_wherever_an_account_is_asked_for(cli, api, group):
+    path = f"{GROUP}/{PRACTICE}"
+    assert "added" in cli.ok("member", "add", path, NEWCOMER)
+    assert [a["name"] for a in await tree_of(api, NEWCOMER)] == [PRACTICE]
+    cli.ok("account", "create", CLINIC, "--parent", path)
+    assert (await Account.get(name=CLINIC)).parent_id == await pk(PRACTICE)
+    assert "Account" in cli.ok("report", "compliance", f"{path}/{CLINIC}")
+    cli.ok("account", "move", f"{path}/{CLINIC}", "--top")
+    assert (await Account.get(name=CLINIC)).parent_id is None
+    cli.ok("member", "remove", path, NEWCOMER)
+    assert await tree_of(api, NEWCOMER) == []
+
+
+async def test_an_unknown_or_ambiguous_account_path_exits_2_in_one_line(cli, group):
+    await Account.create(name=PRACTICE, parent_id=await pk(GROUP))  # a sibling of the same name, made behind the CLI's back
+    before = (await events(), await Membership.all().count())
+    unknown, elsewhere, ambiguous = cli.run_all(
+        (["member", "add", f"{GROUP}/Nowhere", NEWCOMER], None),
+        (["member", "add", PRACTICE, NEWCOMER], None),  # not a top account: a path starts at the top
+        (["member", "add", f"{GROUP}/{PRACTICE}", NEWCOMER], None),
+    )
+    assert_refused(unknown, 2, "not an account id", "path")
+    assert_refused(elsewhere, 2, "not an account id", "path")
+    assert_refused(ambiguous, 2, "both have the path")
+    assert (await events(), await Membership.all().count()) == before
+
+
+# -- the import's keys ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data, where", [
+    ({"acounts": [{"name": "Clinic"}]}, "the file: unknown key 'acounts'"),
+    ({"users": [{"email": "x@example.org", "pasword": "secret-password"}]}, "users[0]: unknown key 'pasword'"),
+    ({"accounts": [{"name": "Clinic", "children": [{"name": "Dental", "member": ["x@example.org"]}]}]},
+     "accounts[0].children[0]: unknown key 'member'"),
+    ({"accounts": [{"name": "Clinic", "sites": [{"name": "Leeds", "managers": ["x@example.org"]}]}]},
+     "accounts[0].sites[0]: unknown key 'managers'"),
+], ids=["top", "user", "child", "site"])
+async def test_an_import_with_a_key_the_format_does_not_have_exits_2_and_writes_nothing(cli, data, where):
+    path = cli.folder / "import.json"
+    path.write_text(json.dumps({"users": [{"email": "y@example.org"}], **data}))
+    assert_refused(cli.run("import", str(path)), 2, where, "nothing was imported")
+    assert (await User.all().count(), await Account.all().count(), await AuditEvent.all().count()) == (0, 0, 0)
+
+
+# -- a closed pipe -----------------------------------------------------------------------------------
+
+
+def read_one_line_then_close(cli: Cli, *args: str) -> tuple[str, int, str]:
+    """Like `mandate ... | head -1`: the first line, then the reader goes away."""
+    process = subprocess.Popen([*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=cli.folder, env={**os.environ, "DATABASE_URL": cli.url})
+    first = process.stdout.readline()
+    process.stdout.close()
+    err = process.stderr.read()
+    return first, process.wait(timeout=60), err
+
+
+async def test_a_closed_pipe_ends_audit_export_and_account_list_quietly(cli):
+    # Far more than a pipe holds, so the command is still writing when the reader goes away.
+    await AuditEvent.bulk_create([AuditEvent(at=datetime.now(timezone.utc), action="MEMBER_ADDED") for _ in range(3000)])
+    await Account.bulk_create([Account(name=f"Clinic {i:04}") for i in range(3000)])
+    for args in (["audit", "export", "--since", "1h"], ["account", "list"]):
+        first, code, err = read_one_line_then_close(cli, *args)
+        assert first.strip(), args
+        assert (code, err) == (141, ""), (args, code, err)

@@ -400,7 +400,8 @@ def _switches_found(cluster: Cluster, account_ids: list[str]) -> dict[str, tuple
     found = {}
     for account_id in account_ids:
         number = int(base64.b64decode(account_id).decode().split(":")[1])
-        sql = (f"SELECT string_agg(action, ',' ORDER BY id) FROM audit_events WHERE account_id = {number};"
+        sql = (f"SELECT string_agg(action, ',' ORDER BY id) FROM audit_events WHERE account_id = {number}"
+               " AND action IN ('ENFORCEMENT_ON', 'ENFORCEMENT_OFF');"
                f"SELECT enforced FROM accounts WHERE id = {number};")
         out = subprocess.run(["runuser", "-u", "postgres", "--", f"{POSTGRES_BINARIES[-1]}/psql", "-h", "127.0.0.1",
                               "-p", str(cluster.port), "-U", "postgres", "-d", "mandate", "-tA", "-c", sql],

@@ -30,4 +30,5 @@ def test_the_wheel_installs_one_top_level_name_and_builds_without_warnings(tmp_p
     # The design card's folders arrive under the one name, the built playground with them.
     assert "mandate/gql/app.py" in names and "mandate/models/tables.py" in names
     assert "mandate/models/migrations/0001_initial.py" in names
+    assert "mandate/cli/main.py" in names  # the console script, mandate.cli:main
     assert "mandate/gql/static/playground.js" in names

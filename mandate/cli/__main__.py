@@ -1,0 +1,3 @@
+from mandate.cli.main import main
+
+main()
