@@ -37,7 +37,7 @@ async def load_sites(account_ids: list[int]) -> list[list[dict]]:
 
 
 async def load_users(user_ids: list[int]) -> list[User | None]:
-    users = {u.id: u for u in await User.filter(id__in=user_ids)}
+    users = {u.id: u for u in await User.filter(id__in=user_ids).select_related("totp_device")}
     return [users.get(uid) for uid in user_ids]
 
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
-from mandate.models import audit, clock, sessions, throttle
+from mandate.models import audit, clock, totp
 from mandate.models.errors import FORBIDDEN, NOT_FOUND, TWO_FACTOR_SETUP_REQUIRED, MandateError
 from mandate.models.reach import AccountView, Viewer
 from mandate.models.sql import fetch, in_list
-from mandate.models.tables import Account, RecoveryCode, User
+from mandate.models.tables import TWO_FACTOR_ENABLED_SQL, Account, User
 
 # Users an account's enforcement binds: a role on it, an ancestor or a descendant, and the
 # site members of its subtree's sites. Takes the account id twice.
@@ -119,7 +119,7 @@ async def bound_users(account_id: int) -> list[BoundUser]:
     rows = await fetch(
         f"""
         WITH RECURSIVE {_BOUND_USERS_CTE}
-        SELECT u.id, u.email, u.name, u.totp_secret IS NOT NULL AS enrolled
+        SELECT u.id, u.email, u.name, {TWO_FACTOR_ENABLED_SQL} AS enrolled
         FROM users u JOIN bound ON bound.user_id = u.id
         ORDER BY u.email
         """,
@@ -140,7 +140,7 @@ async def compliance_counts(account_id: int) -> ComplianceCounts:
     rows = await fetch(
         f"""
         WITH RECURSIVE {_BOUND_USERS_CTE}
-        SELECT COUNT(*) AS total, COUNT(u.totp_secret) AS enrolled
+        SELECT COUNT(*) AS total, SUM(CASE WHEN {TWO_FACTOR_ENABLED_SQL} THEN 1 ELSE 0 END) AS enrolled
         FROM users u JOIN bound ON bound.user_id = u.id
         """,
         [account_id, account_id],
@@ -166,7 +166,7 @@ async def pending_users(account_id: int, first: int | None = None, after_user_id
         WITH RECURSIVE {_BOUND_USERS_CTE}
         SELECT u.id, u.email, u.name
         FROM users u JOIN bound ON bound.user_id = u.id
-        WHERE u.totp_secret IS NULL {after}
+        WHERE NOT {TWO_FACTOR_ENABLED_SQL} {after}
         ORDER BY u.email
         {limit}
         """,
@@ -220,18 +220,14 @@ async def reset_member_two_factor(
     """Remove a member's TOTP and recovery codes and end their sessions."""
     if user_id == manager.user_id:  # one's own 2FA goes only with a code, and not while enforced
         raise MandateError(FORBIDDEN, "You cannot reset your own two-factor authentication: use disableTotp.")
-    user = await User.get_or_none(id=user_id)
-    if user is None or not await binds(account_id, user_id):
+    if not await User.exists(id=user_id) or not await binds(account_id, user_id):
         raise MandateError(NOT_FOUND, "No such member on that account.")
     if not await manages_everything_reached_by(manager, user_id):
         raise MandateError(
             FORBIDDEN, "That user also reaches accounts you do not manage: ask their managers."
         )
     async with in_transaction():
-        await User.filter(id=user_id).update(totp_secret=None, totp_last_step=0)
-        await RecoveryCode.filter(user_id=user_id).delete()
-        await sessions.end_all(user_id)
-        await throttle.reset(throttle.second_factor_key(user_id))
+        await totp.remove_two_factor(user_id)
         await audit.record(
             audit.TWO_FACTOR_RESET,
             actor_id=manager.user_id,
@@ -239,6 +235,5 @@ async def reset_member_two_factor(
             account_id=account_id,
             client_address=client_address,
         )
-    await user.refresh_from_db()
-    return user
+    return await totp.with_device(user_id)
 

@@ -34,7 +34,7 @@ from mandate.models import clock as domain_clock  # noqa: E402
 from mandate.models.importing import import_data  # noqa: E402
 
 TABLES = [
-    "audit_events", "throttles", "recovery_codes", "sessions", "site_memberships",
+    "audit_events", "throttles", "recovery_codes", "totp_devices", "sessions", "site_memberships",
     "memberships", "sites", "accounts", "users",
 ]
 CLIENT_ADDRESS = "203.0.113.7"

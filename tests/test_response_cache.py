@@ -21,7 +21,10 @@ from tests.test_enforcement import (
     signed_in, with_two_factor,
 )
 
-WATCHED_TABLES = importlib.import_module("mandate.models.migrations.0002_data_version").WATCHED_TABLES
+WATCHED_TABLES = [
+    *importlib.import_module("mandate.models.migrations.0002_data_version").WATCHED_TABLES,
+    *importlib.import_module("mandate.models.migrations.0005_totp_devices").WATCHED_TABLES,
+]
 UNWATCHED_TABLES = {"sessions", "throttles"}  # no query shows them; each request checks its own session
 
 TREE = "{ accounts { name twoFactorEnforcement { enforced } descendants { name twoFactorEnforcement { enforced } } } }"
