@@ -9,6 +9,9 @@ request is that cache's look: the caller's session and the data version.
 from __future__ import annotations
 
 import pytest
+from tortoise.transactions import in_transaction
+
+from tests.conftest import totp_now
 
 TREE = """{ accounts { id name
   twoFactorEnforcement { enforced enforcedHere source { id name } } sites { id name }
@@ -90,3 +93,35 @@ async def test_a_document_seen_before_is_not_validated_again(api, seed):
     assert not (await api.gql(query, token=tokens[1])).errors
     after = validations.cache_info()
     assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
+
+
+
+@pytest.fixture
+async def every_statement(statements, monkeypatch):
+    """`statements`, and the statements sent inside transactions too (their own client class)."""
+    async with in_transaction() as transaction:
+        wrapper = type(transaction)
+    for name in ("execute_query", "execute_query_dict", "execute_insert", "execute_many"):
+        original = getattr(wrapper, name)
+
+        async def counted(self, query, *args, _original=original, **kwargs):
+            statements.append(query)
+            return await _original(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(wrapper, name, counted)
+    return statements
+
+
+async def test_a_login_and_its_second_factor_write_the_device_row_never_users(api, member, every_statement, clock):
+    clock.advance(30)
+    every_statement.clear()
+    status, token = await api.login_token("member@example.org")
+    assert status == "TWO_FACTOR_REQUIRED"
+    result = await api.verify(token, totp_now(member.secret))
+    assert result.errors == [], result.body
+    written = [statement.split('"')[1] for statement in every_statement if statement.startswith(("UPDATE", "INSERT", "DELETE"))]
+    assert "users" not in written and written.count("totp_devices") == 1, written  # the step, consumed
+    # login 9: cache look + address's standing + two claims (read, then compare-and-set) + the user
+    # with their device + the reset + the session; verify 8: cache look + the session with its
+    # user and device + the claim (2) + the step + the old session revoked + the new one + the reset
+    assert len(every_statement) == 17
