@@ -61,11 +61,12 @@ def rows_at_0003(ann_last_step: int) -> list[str]:
         f" (1, 'ann@example.org', 'Ann', '{password_hash}', '{encrypt_secret(ANN_SECRET)}', {ann_last_step}, {at}),"
         f" (2, 'bob@example.org', 'Bob', '{password_hash}', '{encrypt_secret(BOB_SECRET)}', 0, {at}),"
         f" (3, 'cat@example.org', 'Cat', '{password_hash}', NULL, 0, {at})",
-        "INSERT INTO recovery_codes (id, user_id, code_hash, used_at) VALUES"
-        + ",".join(f" ({n}, 1, '{digest(code)}', NULL)" for n, code in enumerate(ANN_RECOVERY, start=1)),
-        f"INSERT INTO throttles (id, key, failures, last_failure_at) VALUES (1, 'factor:2', 3, {at})",
-        "INSERT INTO audit_events (id, at, action, actor_id, subject_id)"
-        " VALUES (1, '2026-11-02 09:00:00+00:00', 'TOTP_CONFIRMED', 1, 1)",
+        # No ids from here: the server adds rows to these tables (PostgreSQL's sequences stay at 1).
+        "INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES"
+        + ",".join(f" (1, '{digest(code)}', NULL)" for code in ANN_RECOVERY),
+        f"INSERT INTO throttles (key, failures, last_failure_at) VALUES ('factor:2', 3, {at})",
+        "INSERT INTO audit_events (at, action, actor_id, subject_id)"
+        " VALUES ('2026-11-02 09:00:00+00:00', 'TOTP_CONFIRMED', 1, 1)",
     ]
 
 
