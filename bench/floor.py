@@ -35,9 +35,8 @@ from tortoise.backends.base.config_generator import expand_db_url
 from mandate.config import reload_settings
 
 SESSION = """
-    SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id
+    SELECT s.user_id FROM sessions s JOIN totp_devices d ON d.user_id = s.user_id
     WHERE s.token_hash = ? AND s.kind = 'full' AND s.revoked_at IS NULL AND s.expires_at > ?
-      AND u.totp_secret IS NOT NULL
 """
 CHAIN = """
     WITH RECURSIVE up(id, parent_id, name, enforced, depth) AS (

@@ -112,9 +112,10 @@ def build(accounts: int, fanout: list[int], sites_per_account: int, users: int, 
     return org
 
 
-# Column lists shared by both databases; users' totp_last_step (0) is added on insert.
+# Column lists shared by both databases, in the order of insertion.
 COLUMNS = {
-    "users": ("id", "email", "name", "password_hash", "totp_secret", "created_at", "totp_last_step"),
+    "users": ("id", "email", "name", "password_hash", "created_at"),
+    "totp_devices": ("id", "user_id", "secret", "last_step", "confirmed_at", "created_at"),
     "accounts": ("id", "name", "parent_id", "enforced", "enforcement_changed_at", "enforcement_changed_by_id"),
     "sites": ("id", "name", "account_id"),
     "memberships": ("id", "user_id", "account_id", "role"),
@@ -125,7 +126,11 @@ COLUMNS = {
 
 def table_rows(org: Organisation) -> dict[str, list[tuple]]:
     return {
-        "users": [(*row, 0) for row in org.users],
+        "users": [(user_id, email, name, password_hash, at) for user_id, email, name, password_hash, _, at in org.users],
+        "totp_devices": [
+            (n, user_id, secret, 0, at, at)
+            for n, (user_id, _, _, _, secret, at) in enumerate((u for u in org.users if u[4] is not None), start=1)
+        ],
         "accounts": org.accounts,
         "sites": org.sites,
         "memberships": org.memberships,

@@ -27,7 +27,7 @@ from mandate.models.errors import (
     MandateError,
 )
 from mandate.models.sql import as_datetime, fetch
-from mandate.models.tables import Session, SessionKind, User
+from mandate.models.tables import Session, SessionKind, TotpDevice, User
 
 MAX_TOKEN_LENGTH = 200  # ours are 43 characters; anything far longer is no token of ours
 
@@ -180,11 +180,12 @@ def _statement() -> str:
         ),
         {ctes}
         SELECT s.id, s.user_id, s.kind, s.two_factor_passed, s.created_at, s.expires_at, s.client_address,
-               s.totp_pending_secret, u.email, u.name, u.password_hash, u.totp_secret, u.totp_last_step,
-               u.created_at AS user_created_at,
-               CASE WHEN s.kind = 'full' AND u.totp_secret IS NULL
+               s.totp_pending_secret, u.email, u.name, u.password_hash, u.created_at AS user_created_at,
+               d.id AS device_id, d.secret AS device_secret, d.last_step AS device_last_step,
+               d.confirmed_at AS device_confirmed_at, d.created_at AS device_created_at,
+               CASE WHEN s.kind = 'full' AND d.id IS NULL
                     THEN EXISTS (SELECT 1 FROM bound_to_two_factor) ELSE FALSE END AS must_enrol
-        FROM caller_session s JOIN users u ON u.id = s.user_id
+        FROM caller_session s JOIN users u ON u.id = s.user_id LEFT JOIN totp_devices d ON d.user_id = u.id
     """
 
 
@@ -215,11 +216,17 @@ async def resolve(authorization: str | None) -> Caller:
         return UNKNOWN
     row = rows[0]
     # Rows as the ORM would have loaded them (tortoise's public `construct`: no second query).
+    device = None
+    if row["device_id"] is not None:
+        device = TotpDevice.construct(
+            _saved_in_db=True,
+            id=row["device_id"], user_id=row["user_id"], secret=row["device_secret"], last_step=row["device_last_step"],
+            confirmed_at=as_datetime(row["device_confirmed_at"]), created_at=as_datetime(row["device_created_at"]),
+        )
     user = User.construct(
         _saved_in_db=True,
         id=row["user_id"], email=row["email"], name=row["name"], password_hash=row["password_hash"],
-        totp_secret=row["totp_secret"], totp_last_step=row["totp_last_step"],
-        created_at=as_datetime(row["user_created_at"]),
+        created_at=as_datetime(row["user_created_at"]), totp_device=device,
     )
     session = Session.construct(
         _saved_in_db=True,

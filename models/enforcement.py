@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
-from mandate.models import audit, clock, sessions, throttle
+from mandate.models import audit, clock, totp
 from mandate.models.callers import Act, Caller
 from mandate.models.errors import FORBIDDEN, NOT_FOUND, MandateError
 from mandate.models.reach import AccountView, Viewer
 from mandate.models.sql import fetch
-from mandate.models.tables import Account, RecoveryCode, User
+from mandate.models.tables import TWO_FACTOR_ENABLED_SQL, Account, User
 
 # Users an account's enforcement binds: a role on it, an ancestor or a descendant, and the
 # site members of its subtree's sites. Takes the account id twice.
@@ -82,7 +82,7 @@ async def bound_users(account_id: int) -> list[BoundUser]:
     rows = await fetch(
         f"""
         WITH RECURSIVE {_BOUND_USERS_CTE}
-        SELECT u.id, u.email, u.name, u.totp_secret IS NOT NULL AS enrolled
+        SELECT u.id, u.email, u.name, {TWO_FACTOR_ENABLED_SQL} AS enrolled
         FROM users u JOIN bound ON bound.user_id = u.id
         ORDER BY u.email
         """,
@@ -103,7 +103,7 @@ async def compliance_counts(account_id: int) -> ComplianceCounts:
     rows = await fetch(
         f"""
         WITH RECURSIVE {_BOUND_USERS_CTE}
-        SELECT COUNT(*) AS total, COUNT(u.totp_secret) AS enrolled
+        SELECT COUNT(*) AS total, SUM(CASE WHEN {TWO_FACTOR_ENABLED_SQL} THEN 1 ELSE 0 END) AS enrolled
         FROM users u JOIN bound ON bound.user_id = u.id
         """,
         [account_id, account_id],
@@ -129,7 +129,7 @@ async def pending_users(account_id: int, first: int | None = None, after_user_id
         WITH RECURSIVE {_BOUND_USERS_CTE}
         SELECT u.id, u.email, u.name
         FROM users u JOIN bound ON bound.user_id = u.id
-        WHERE u.totp_secret IS NULL {after}
+        WHERE NOT {TWO_FACTOR_ENABLED_SQL} {after}
         ORDER BY u.email
         {limit}
         """,
@@ -190,18 +190,14 @@ async def reset_member_two_factor(
     caller.require(Act.MANAGE)
     if user_id == caller.user_id:  # one's own 2FA goes only with a code, and not while enforced
         raise MandateError(FORBIDDEN, "You cannot reset your own two-factor authentication: use disableTotp.")
-    user = await User.get_or_none(id=user_id)
-    if user is None or not await binds(account_id, user_id):
+    if not await User.exists(id=user_id) or not await binds(account_id, user_id):
         raise MandateError(NOT_FOUND, "No such member on that account.")
     if not await manages_everything_reached_by(viewer, user_id):
         raise MandateError(
             FORBIDDEN, "That user also reaches accounts you do not manage: ask their managers."
         )
     async with in_transaction():
-        await User.filter(id=user_id).update(totp_secret=None, totp_last_step=0)
-        await RecoveryCode.filter(user_id=user_id).delete()
-        await sessions.end_all(user_id)
-        await throttle.reset(throttle.second_factor_key(user_id))
+        await totp.remove_two_factor(user_id)
         await audit.record(
             audit.TWO_FACTOR_RESET,
             actor_id=caller.user_id,
@@ -209,5 +205,4 @@ async def reset_member_two_factor(
             account_id=account_id,
             client_address=client_address,
         )
-    await user.refresh_from_db()
-    return user
+    return await totp.with_device(user_id)

@@ -10,7 +10,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from mandate.models import audit, clock, crypto
-from mandate.models.tables import Session, User
+from mandate.models.tables import Session, TotpDevice
 
 
 class SecretsUnreadable(Exception):
@@ -29,10 +29,10 @@ class Rotation:
 
 
 async def reencrypt_totp_secrets() -> Rotation:
-    """Re-encrypt every stored TOTP secret, the users' confirmed ones and the sessions' pending
-    ones, under the first key of MANDATE_SECRET_KEY, in one transaction. Refuses, writing
-    nothing, when any secret decrypts under none of the keys. Each row is written only if it
-    still holds what was read, so a confirmation racing the rotation is never undone."""
+    """Re-encrypt every stored TOTP secret, the devices' and the sessions' pending ones, under
+    the first key of MANDATE_SECRET_KEY, in one transaction. Refuses, writing nothing, when any
+    secret decrypts under none of the keys. Each row is written only if it still holds what was
+    read, so a confirmation racing the rotation is never undone."""
     cipher = crypto.cipher()
 
     def rotated(token: str) -> str:
@@ -43,14 +43,14 @@ async def reencrypt_totp_secrets() -> Rotation:
         await Session.filter(
             Q(revoked_at__isnull=False) | Q(expires_at__lte=clock.now()), totp_pending_secret__isnull=False
         ).update(totp_pending_secret=None)
-        confirmed = await User.filter(totp_secret__isnull=False).order_by("id").values_list("id", "totp_secret")
+        confirmed = await TotpDevice.all().order_by("id").values_list("id", "user_id", "secret")
         pending = await Session.filter(totp_pending_secret__isnull=False).order_by("id").values_list(
             "id", "user_id", "totp_pending_secret"
         )
-        user_updates, session_updates, unreadable = [], [], set()
-        for user_id, secret in confirmed:
+        device_updates, session_updates, unreadable = [], [], set()
+        for device_id, user_id, secret in confirmed:
             try:
-                user_updates.append((user_id, secret, rotated(secret)))
+                device_updates.append((device_id, user_id, secret, rotated(secret)))
             except InvalidToken:
                 unreadable.add(user_id)
         for session_id, user_id, secret in pending:
@@ -63,8 +63,8 @@ async def reencrypt_totp_secrets() -> Rotation:
         written: set[int] = set()
         skipped: set[int] = set()
         secrets = 0
-        for user_id, secret, new_secret in user_updates:
-            if await User.filter(id=user_id, totp_secret=secret).update(totp_secret=new_secret):
+        for device_id, user_id, secret, new_secret in device_updates:
+            if await TotpDevice.filter(id=device_id, secret=secret).update(secret=new_secret):
                 written.add(user_id)
                 secrets += 1
             else:

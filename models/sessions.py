@@ -94,14 +94,15 @@ async def login(email: str, password: str, client_address: str | None) -> Issued
         (throttle.email_and_address_key(email, client_address), throttle.PASSWORD_PER_EMAIL_AND_ADDRESS),
         (throttle.email_key(email), throttle.PASSWORD_PER_EMAIL),
     ]
-    async with throttle.counted_attempt(*limits) as counts:
-        user = await User.get_or_none(email=email)
+    async with throttle.counted_attempt(*limits) as attempt:
+        user = await User.filter(email=email).select_related("totp_device").first()
         # argon2 in a thread: it releases the GIL, and the event loop keeps serving meanwhile.
         if not await asyncio.to_thread(verify_password, user.password_hash if user else None, password):
+            more = []
             if address is not None:
                 failures = await throttle.record_failure(address, throttle.PASSWORD_PER_ADDRESS)
-                counts.append((throttle.PASSWORD_PER_ADDRESS, failures))
-            raise throttle.refusal_after(MandateError(INVALID_CREDENTIALS), *counts)
+                more.append((throttle.PASSWORD_PER_ADDRESS, failures))
+            raise attempt.refused(MandateError(INVALID_CREDENTIALS), *more)
     assert user is not None
 
     if user.two_factor_enabled:

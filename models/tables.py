@@ -6,6 +6,7 @@ from enum import Enum
 
 from tortoise import fields
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 
 class Role(str, Enum):
@@ -28,18 +29,24 @@ class User(Model):
     email = fields.CharField(max_length=254, unique=True)
     name = fields.CharField(max_length=200)
     password_hash = fields.CharField(max_length=255, null=True)
-    # Fernet tokens under MANDATE_SECRET_KEY; never the plain base32 secret.
-    totp_secret = fields.TextField(null=True)
-    # The last 30 s TOTP step accepted; a step at or before it is refused.
-    totp_last_step = fields.BigIntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
+    totp_device: fields.BackwardOneToOneRelation[TotpDevice]
 
     class Meta:
         table = "users"
 
     @property
     def two_factor_enabled(self) -> bool:
-        return self.totp_secret is not None
+        """2FA is on when the user has a (confirmed) TOTP device. Load the user with
+        `select_related("totp_device")` (or `"user__totp_device"` from a session)."""
+        device = self.totp_device
+        if isinstance(device, QuerySet):  # not fetched: never guess "off"
+            raise RuntimeError("the user was loaded without select_related('totp_device')")
+        return device is not None
+
+
+# User.two_factor_enabled's rule, for SQL that reads the users table as `u`.
+TWO_FACTOR_ENABLED_SQL = "EXISTS (SELECT 1 FROM totp_devices d WHERE d.user_id = u.id)"
 
 
 class Account(Model):
@@ -110,7 +117,7 @@ class Session(Model):
     expires_at = fields.DatetimeField()
     revoked_at = fields.DatetimeField(null=True)
     client_address = fields.CharField(max_length=64, null=True)
-    # The secret of an enrolment this session started (Fernet, as totp_secret): only this
+    # The secret of an enrolment this session started (Fernet, as a device's): only this
     # session can confirm it, and it ends with the session.
     totp_pending_secret = fields.TextField(null=True)
 
@@ -128,6 +135,25 @@ class RecoveryCode(Model):
 
     class Meta:
         table = "recovery_codes"
+
+
+class TotpDevice(Model):
+    """A user's TOTP device: one per user, from the confirmation of its enrolment (a pending
+    enrolment stays on the session that started it). Its rule lives in models/totp.py."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "models.User", related_name="totp_device", on_delete=fields.CASCADE
+    )
+    # A Fernet token under MANDATE_SECRET_KEY; never the plain base32 secret.
+    secret = fields.TextField()
+    # The last 30 s step accepted; a step at or before it is refused.
+    last_step = fields.BigIntField(default=0)
+    confirmed_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "totp_devices"
 
 
 class Throttle(Model):

@@ -41,6 +41,8 @@ MAX_DELAY_SECONDS = 15 * 60
 class Policy:
     free_failures: int          # failures answered at once, before any delay
     forget_after: float | None  # seconds without failure after which the count starts again
+    lock_after: int | None = None  # failures after which attempts are refused until a reset
+    locked_message: str = "Too many failures: locked until the count is reset."
 
     def delay_after(self, failures: int) -> float:
         """Seconds before the next attempt may be looked at, after this many failures: none while
@@ -50,8 +52,6 @@ class Policy:
         return float(min(2 ** min(failures - self.free_failures, 20), MAX_DELAY_SECONDS))
 
 
-# A user's second factor, across their sessions, mutations and server processes.
-SECOND_FACTOR = Policy(free_failures=4, forget_after=None)
 # Passwords of one email from one client address: a guesser there is slowed after 4.
 # Forgotten after a day without one: the per-email count still bounds a guesser who waits.
 PASSWORD_PER_EMAIL_AND_ADDRESS = Policy(free_failures=4, forget_after=24 * 3600)
@@ -61,10 +61,6 @@ PASSWORD_PER_EMAIL_AND_ADDRESS = Policy(free_failures=4, forget_after=24 * 3600)
 PASSWORD_PER_EMAIL = Policy(free_failures=100, forget_after=None)
 # Many people share an address (a clinic's NAT): generous, and forgotten after an hour.
 PASSWORD_PER_ADDRESS = Policy(free_failures=100, forget_after=3600)
-
-
-def second_factor_key(user_id: int) -> str:
-    return f"factor:{user_id}"
 
 
 def email_key(email: str) -> str:
@@ -85,6 +81,10 @@ def address_key(address: str) -> str:
 
 def rate_limited(retry_after: float) -> MandateError:
     return MandateError(RATE_LIMITED, retryAfter=_whole_seconds(retry_after))
+
+
+def locked(policy: Policy) -> MandateError:
+    return MandateError(RATE_LIMITED, policy.locked_message, retryAfter=MAX_DELAY_SECONDS, locked=True)
 
 
 def _whole_seconds(seconds: float) -> int:
@@ -111,10 +111,10 @@ def _standing(row: Throttle | None, policy: Policy, now: datetime) -> tuple[int,
 async def claim_attempt(key: str, policy: Policy) -> int:
     """Count an attempt as a failure before it is checked; returns the count it makes.
 
-    Refused (RATE_LIMITED, nothing counted) while the delay after the failures so far runs. The
-    count moves by compare-and-set, so of a burst of parallel attempts only those within the
-    free failures are checked: the next one finds the delay running. A success gives the count
-    back (`reset`).
+    Refused (RATE_LIMITED, nothing counted) while the delay after the failures so far runs, or
+    for good once the policy's lock is reached. The count moves by compare-and-set, so of a
+    burst of parallel attempts only those within the free failures are checked: the next one
+    finds the delay running. A success gives the count back (`reset`).
     """
     for _ in range(50):
         now = clock.now()
@@ -126,6 +126,8 @@ async def claim_attempt(key: str, policy: Policy) -> int:
             except IntegrityError:  # another attempt created it first: read it again
                 continue
         counted, retry_after = _standing(row, policy, now)
+        if policy.lock_after is not None and counted >= policy.lock_after:
+            raise locked(policy)
         if retry_after > 0:
             raise rate_limited(retry_after)
         claimed = await Throttle.filter(id=row.id, failures=row.failures).update(
@@ -136,31 +138,55 @@ async def claim_attempt(key: str, policy: Policy) -> int:
     raise rate_limited(1)  # contended beyond reason (one person's key): refuse rather than check unthrottled
 
 
-@asynccontextmanager
-async def counted_attempt(*limits: tuple[str, Policy]) -> AsyncIterator[list[tuple[Policy, int]]]:
-    """One attempt, claimed under each (key, policy) before it is checked; yields the counts.
+class Attempt:
+    """One attempt claimed under some (key, policy) limits, as `counted_attempt` yields it."""
 
-    The body checks the attempt. Ending normally is a success: every count starts again. A
-    MandateError from the body is a checked failure: the counts stand (answer it with
-    `refusal_after`). Any other exception means nothing was decided: the claims are given back,
-    so an attempt that ends in an error spends nothing."""
-    counts: list[tuple[Policy, int]] = []
+    def __init__(self, limits: tuple[tuple[str, Policy], ...]) -> None:
+        self.keys = [key for key, _ in limits]
+        self.counts: list[tuple[Policy, int]] = []
+        self.checked_and_refused = False
+        self.succeeded = False
+
+    def refused(self, wrong: MandateError, *more: tuple[Policy, int]) -> MandateError:
+        """The attempt was checked and is wrong: its counts stand. Returns the answer to raise,
+        `wrong` with `retryAfter` once a delay runs after it (`refusal_after`)."""
+        self.checked_and_refused = True
+        return refusal_after(wrong, *self.counts, *more)
+
+    async def succeed(self) -> None:
+        """The attempt is right: every count starts again. Call it inside the transaction of
+        what the attempt allows, so that both commit or neither does; otherwise the end of the
+        `counted_attempt` block does it."""
+        await reset(*self.keys)
+        self.succeeded = True
+
+
+@asynccontextmanager
+async def counted_attempt(*limits: tuple[str, Policy]) -> AsyncIterator[Attempt]:
+    """One attempt, claimed under each (key, policy) before it is checked, so that parallel
+    attempts cannot outrun the delay; the one claim and release of passwords and second factors.
+
+    The body checks the attempt. A wrong one raises `attempt.refused(error)`: the counts stand.
+    Ending normally is a success: every count starts again (`attempt.succeed`). Any other
+    exception means nothing was decided: the claims are given back, so an attempt that ends in
+    an error spends nothing."""
+    attempt = Attempt(limits)
     try:
         for key, policy in limits:
-            counts.append((policy, await claim_attempt(key, policy)))
+            attempt.counts.append((policy, await claim_attempt(key, policy)))
     except BaseException:
-        for key, _ in limits[: len(counts)]:
+        for key, _ in limits[: len(attempt.counts)]:
             await release(key)
         raise
     try:
-        yield counts
-    except MandateError:
-        raise
+        yield attempt
     except BaseException:
-        for key, _ in limits:
-            await release(key)
+        if not attempt.checked_and_refused:
+            for key, _ in limits:
+                await release(key)
         raise
-    await reset(*(key for key, _ in limits))
+    if not attempt.succeeded:
+        await attempt.succeed()
 
 
 async def check_standing(key: str, policy: Policy) -> None:

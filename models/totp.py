@@ -1,11 +1,17 @@
-"""TOTP devices and recovery codes: enrolling, verifying, consuming, disabling.
+"""TOTP devices and recovery codes: enrolling, verifying, consuming, disabling; the second
+factor's throttle.
+
+A user's device (tables.TotpDevice) carries its rule whole, as django-otp's `verify_token()`:
+the code is parsed, the throttle checked and the attempt claimed, the code checked against the
+window and the last used step, the step consumed by one conditional UPDATE of the device row (so
+two racing requests cannot both win), and the count reset or left standing.
 
 A pending enrolment lives on the session that started it (sessions.totp_pending_secret): only
-that session can confirm it, and it ends with the session.
+that session can confirm it, and it ends with the session. The device is made by the
+confirmation.
 
 RFC 6238 with SHA-1, 6 digits, 30 s steps. pyotp computes the codes; Mandate decides which step
-matched, so that a step at or before the last one used is refused, and records that step with
-one conditional UPDATE, so two racing requests cannot both win.
+matched, so that a step at or before the last one used is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Awaitable, Callable, TypeVar
 
 import pyotp
 import segno
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from mandate.models import audit, clock, sessions, throttle
@@ -28,14 +35,13 @@ from mandate.models.errors import (
     FORBIDDEN,
     INTERNAL_SERVER_ERROR,
     INVALID_CODE,
-    RATE_LIMITED,
     TWO_FACTOR_ENFORCED,
     TWO_FACTOR_SETUP_REQUIRED,
     UNAUTHENTICATED,
     MandateError,
     bad_input,
 )
-from mandate.models.tables import RecoveryCode, Session, SessionKind, User
+from mandate.models.tables import RecoveryCode, Session, SessionKind, TotpDevice, User
 
 log_incident = logging.getLogger("mandate.totp")
 
@@ -47,6 +53,19 @@ DIGITS = 6
 SECRET_BYTES = 20            # 160 bits, RFC 4226's recommendation
 RECOVERY_CODE_COUNT = 10
 LOCK_AFTER_FAILURES = 100    # then TOTP stays locked until a recovery code or a reset
+
+# A user's second factor, across their sessions, mutations and server processes: one count for
+# TOTP and recovery codes, before and after enrolment (confirmTotp has no device yet). A TOTP
+# code is refused for good after 100 failures; a recovery code still passes, after the delay.
+TOTP_CODES = throttle.Policy(
+    free_failures=4, forget_after=None, lock_after=LOCK_AFTER_FAILURES,
+    locked_message="Too many failed codes: this factor is locked. Use a recovery code, or ask a manager to reset it.",
+)
+RECOVERY_CODES = throttle.Policy(free_failures=4, forget_after=None)
+
+
+def second_factor_key(user_id: int) -> str:
+    return f"factor:{user_id}"
 
 _TOTP_CODE = re.compile(r"[0-9]{6}", re.ASCII)
 _RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
@@ -87,16 +106,18 @@ def matching_step(secret: str, code: str, *, digits: int = DIGITS, at: float | N
     return matched
 
 
-async def consume_step(user_id: int, step: int) -> bool:
-    """Record the step as used, unless it or a later one was used already (atomic).
+async def consume_step(device: TotpDevice, step: int) -> bool:
+    """Record the step as the device's last used, unless it or a later one was used already:
+    one conditional UPDATE of the device row, so of racing requests one wins.
 
     (A count over 0, not == 1: SQLite's count adds the data-version row its trigger updates.)"""
-    return await User.filter(id=user_id, totp_last_step__lt=step).update(totp_last_step=step) > 0
+    return await TotpDevice.filter(id=device.id, last_step__lt=step).update(last_step=step) > 0
 
 
-async def _totp_accepts(user: User, encrypted_secret: str, code: str) -> bool:
-    step = matching_step(decrypt_secret(encrypted_secret), code)
-    return step is not None and await consume_step(user.id, step)
+async def device_accepts(device: TotpDevice, code: str) -> bool:
+    """The code is one of the device's window and later than its last used step, now used."""
+    step = matching_step(decrypt_secret(device.secret), code)
+    return step is not None and await consume_step(device, step)
 
 
 def new_recovery_code() -> str:
@@ -139,46 +160,41 @@ async def _attempt(
 ) -> T:
     """One second-factor attempt under the user's throttle, all or nothing.
 
-    The attempt is counted before the code is checked (throttle.claim_attempt, committed on its
-    own), so parallel attempts cannot outrun the delay. Then the check with the consumption of
-    the step or recovery code (`accepts`), the `effect` and the audit of a success are one
-    transaction: an attempt that ends in an error rolls all of it back and gives its claim back,
-    so it spends nothing. A wrong code keeps its claim and is audited; a success clears the count.
+    The attempt is claimed before the code is checked (throttle.counted_attempt, committed on
+    its own), so parallel attempts cannot outrun the delay. Then the check with the consumption
+    of the step or recovery code (`accepts`), the `effect`, the reset of the count and the audit
+    of a success are one transaction: an attempt that ends in an error rolls all of it back and
+    gives its claim back, so it spends nothing. A wrong code keeps its claim and is audited.
     """
-    key = throttle.second_factor_key(user.id)
+    policy = RECOVERY_CODES if code.is_recovery else TOTP_CODES
 
     async def log(action: str) -> None:
         await audit.record(action, actor_id=user.id, subject_id=user.id, client_address=client_address)
 
-    if not code.is_recovery and await throttle.failures(key) >= LOCK_AFTER_FAILURES:
-        await log(audit.SECOND_FACTOR_THROTTLED)
-        raise MandateError(
-            RATE_LIMITED,
-            "Too many failed codes: this factor is locked. Use a recovery code, or ask a manager to reset it.",
-            retryAfter=throttle.MAX_DELAY_SECONDS,
-            locked=True,
-        )
+    checking = False
     try:
-        failures = await throttle.claim_attempt(key, throttle.SECOND_FACTOR)
+        async with throttle.counted_attempt((second_factor_key(user.id), policy)) as attempt:
+            checking = True
+            try:
+                async with in_transaction():
+                    if not await accepts():
+                        raise _WrongCode
+                    result = await effect()
+                    await attempt.succeed()
+                    if code.is_recovery:
+                        await log(audit.RECOVERY_CODE_USED)
+            except _WrongCode:
+                refusal = attempt.refused(MandateError(INVALID_CODE))
+                # Counted from here even if its audit line cannot be written: never a free guess.
+                await log(audit.SECOND_FACTOR_FAILED)
+                raise refusal from None
     except MandateError:
-        await log(audit.SECOND_FACTOR_THROTTLED)
+        if not checking:  # refused unlooked-at: the delay runs, or TOTP is locked
+            await log(audit.SECOND_FACTOR_THROTTLED)
         raise
-    try:
-        async with in_transaction():
-            if not await accepts():
-                raise _WrongCode
-            result = await effect()
-            await throttle.reset(key)
-            if code.is_recovery:
-                await log(audit.RECOVERY_CODE_USED)
-    except _WrongCode:
-        # A checked guess counts even if its audit line cannot be written: never a free guess.
-        await log(audit.SECOND_FACTOR_FAILED)
-        raise throttle.refusal_after(MandateError(INVALID_CODE), (throttle.SECOND_FACTOR, failures)) from None
     except UnreadableSecret:
-        # Nothing was guessed: give the attempt back, so a key misconfiguration never burns a
-        # user's free attempts or locks their factor, and tell the operators, not the caller.
-        await throttle.release(key)
+        # Nothing was guessed: the claim was given back, so a key misconfiguration never burns
+        # a user's free attempts or locks their factor; tell the operators, not the caller.
         log_incident.error(
             "the TOTP secret of user %s decrypts under none of MANDATE_SECRET_KEY's keys: put the "
             "old key back (after the new one) and run `mandate rotate-key` before dropping it", user.id
@@ -186,26 +202,39 @@ async def _attempt(
         raise MandateError(
             INTERNAL_SERVER_ERROR, "Codes cannot be checked at the moment: the operators have been told."
         ) from None
-    except BaseException:
-        # Rolled back: no step consumed, no recovery code spent, no effect; nor is the attempt.
-        await throttle.release(key)
-        raise
     return result
 
 
 async def verify_second_factor(
     user: User, raw_code: str, client_address: str | None, effect: Callable[[], Awaitable[T]]
 ) -> T:
-    """Check a TOTP or recovery code of a user whose 2FA is on and, in the same transaction, do
-    what it allows (`effect`); raises on failure, having done nothing."""
+    """Check a TOTP or recovery code of a user whose 2FA is on (loaded with their device) and,
+    in the same transaction, do what it allows (`effect`); raises on failure, having done nothing."""
     code = parse_code(raw_code)
     if not user.two_factor_enabled:
         raise MandateError(TWO_FACTOR_SETUP_REQUIRED)
+    device = user.totp_device
     if code.is_recovery:
         accepts = lambda: _consume_recovery_code(user, code.value)  # noqa: E731
     else:
-        accepts = lambda: _totp_accepts(user, user.totp_secret, code.value)  # noqa: E731
+        accepts = lambda: device_accepts(device, code.value)  # noqa: E731
     return await _attempt(user, code, accepts, effect, client_address)
+
+
+async def remove_two_factor(user_id: int) -> None:
+    """Everything a user's 2FA is made of goes: the device, the recovery codes, any session's
+    pending enrolment, every session (API.md rule 7) and the failure count. In the caller's
+    transaction, beside the caller's audit event (the caller knows the action)."""
+    await TotpDevice.filter(user_id=user_id).delete()
+    await RecoveryCode.filter(user_id=user_id).delete()
+    await _drop_pending_enrolments(user_id)
+    await sessions.end_all(user_id)
+    await throttle.reset(second_factor_key(user_id))
+
+
+async def with_device(user_id: int) -> User:
+    """The user as they stand now, with their device (for `User.two_factor_enabled`)."""
+    return await User.filter(id=user_id).select_related("totp_device").get()
 
 
 @dataclass(frozen=True)
@@ -257,10 +286,11 @@ class Confirmation:
 async def confirm_enrolment(session: Session, raw_code: str, client_address: str | None) -> Confirmation:
     """2FA is on from here: recovery codes are issued and every other session ends.
 
-    One transition, whoever races it: 2FA is switched on by a conditional UPDATE (still off), and
-    the calling session's enrolment is taken by a second one (the session still live, its secret
-    still this one), in the attempt's transaction; a confirmation that loses either rolls back
-    whole, its step and its attempt included."""
+    One transition, whoever races it: 2FA is switched on by inserting the device (one per user,
+    its last used step the one this code matched), and the calling session's enrolment is taken
+    by a conditional UPDATE (the session still live, its secret still this one), in the
+    attempt's transaction; a confirmation that loses either rolls back whole, its attempt
+    included."""
     user = session.user
     code = parse_code(raw_code, allow_recovery=False)
     if user.two_factor_enabled:
@@ -269,10 +299,18 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
     if pending is None:
         raise MandateError(FORBIDDEN, "No enrolment is under way in this session: call enrolTotp first.")
 
+    step: int | None = None
+
+    async def accepts() -> bool:
+        nonlocal step
+        step = matching_step(decrypt_secret(pending), code.value)
+        return step is not None
+
     async def switch_on() -> tuple[list[str], sessions.IssuedToken | None]:
-        # Counts over 0, not == 1, as in consume_step.
-        if not await User.filter(id=user.id, totp_secret=None).update(totp_secret=pending) > 0:
-            raise MandateError(FORBIDDEN, "Two-factor authentication is already on.")
+        try:  # the device's user is unique: of racing confirmations one inserts it
+            await TotpDevice.create(user_id=user.id, secret=pending, last_step=step, confirmed_at=clock.now())
+        except IntegrityError:
+            raise MandateError(FORBIDDEN, "Two-factor authentication is already on.") from None
         if not await Session.filter(id=session.id, revoked_at=None, totp_pending_secret=pending).update(
             totp_pending_secret=None
         ):
@@ -295,11 +333,8 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
         )
         return codes, new_token
 
-    codes, new_token = await _attempt(
-        user, code, lambda: _totp_accepts(user, pending, code.value), switch_on, client_address
-    )
-    await user.refresh_from_db()
-    return Confirmation(codes, user, new_token)
+    codes, new_token = await _attempt(user, code, accepts, switch_on, client_address)
+    return Confirmation(codes, await with_device(user.id), new_token)
 
 
 async def disable(session: Session, raw_code: str, client_address: str | None) -> User:
@@ -312,17 +347,13 @@ async def disable(session: Session, raw_code: str, client_address: str | None) -
         raise MandateError(TWO_FACTOR_ENFORCED)
 
     async def switch_off() -> None:
-        await User.filter(id=user.id).update(totp_secret=None, totp_last_step=0)
-        await RecoveryCode.filter(user_id=user.id).delete()
-        await _drop_pending_enrolments(user.id)
-        await sessions.end_all(user.id)
+        await remove_two_factor(user.id)
         await audit.record(
             audit.TOTP_DISABLED, actor_id=user.id, subject_id=user.id, client_address=client_address
         )
 
     await verify_second_factor(user, raw_code, client_address, switch_off)
-    await user.refresh_from_db()
-    return user
+    return await with_device(user.id)
 
 
 async def regenerate_recovery_codes(session: Session, raw_code: str, client_address: str | None) -> list[str]:

@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 from mandate.models import audit, crypto
 from mandate.models.credentials import end_what_a_password_change_ends
 from mandate.models.errors import NOT_FOUND, MandateError, bad_input
-from mandate.models.tables import User
+from mandate.models.tables import TotpDevice, User
 from mandate.models.users import MIN_PASSWORD_LENGTH, Lookalikes, check_name, check_password, known_emails, normalise_email
 
 
@@ -76,10 +76,8 @@ class UserRow:
 
 async def with_two_factor(user_ids: list[int] | None = None) -> set[int]:
     """Of these users (all with None), the ones who have set up 2FA."""
-    query = User.filter(totp_secret__isnull=False)
-    if user_ids is not None:
-        query = query.filter(id__in=user_ids)
-    return set(await query.values_list("id", flat=True))
+    query = TotpDevice.all() if user_ids is None else TotpDevice.filter(user_id__in=user_ids)
+    return set(await query.values_list("user_id", flat=True))
 
 
 async def list_users() -> list[UserRow]:

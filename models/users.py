@@ -96,5 +96,5 @@ def check_password(password: str, min_length: int = MIN_PASSWORD_LENGTH) -> str:
 
 async def users_by_id(user_ids: list[int]) -> list[User | None]:
     """The users of these ids, in their order (None for an id that names nobody): one statement."""
-    users = {user.id: user for user in await User.filter(id__in=user_ids)}
+    users = {user.id: user for user in await User.filter(id__in=user_ids).select_related("totp_device")}
     return [users.get(user_id) for user_id in user_ids]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from mandate.models.tables import AuditEvent, Session, Throttle, User
+from mandate.models.tables import AuditEvent, Session, Throttle, TotpDevice
 from tests.support import people
 from tests.support.api import Api, Login
 from tests.support.codes import totp_now
@@ -45,7 +45,7 @@ async def footprint() -> tuple:
         await AuditEvent.all().count(),
         sorted(await Throttle.all().values_list("key", "failures")),
         sorted(await Session.all().values_list("id", "kind", "two_factor_passed", "revoked_at", "totp_pending_secret")),
-        sorted(await User.all().values_list("id", "totp_last_step", "totp_secret")),
+        sorted(await TotpDevice.all().values_list("user_id", "last_step", "secret")),
     )
 
 

@@ -18,8 +18,8 @@ from collections import Counter
 
 import pytest
 
-from mandate.models import audit, sessions, throttle
-from mandate.models.tables import AuditEvent, RecoveryCode, Session, Throttle, User
+from mandate.models import audit, sessions, throttle, totp
+from mandate.models.tables import AuditEvent, RecoveryCode, Session, Throttle, TotpDevice, User
 from tests.support.api import CLIENT_ADDRESS, Api, Result, app_client, error_code
 from tests.support.codes import totp_now, wrong_code
 from tests.support.documents import AUDIT, DISABLE, ME, REGENERATE, REMAINING
@@ -46,7 +46,7 @@ def steps_of_the_window(count: int) -> list[int]:
 
 
 async def two_factor_enabled(email: str) -> bool:
-    return (await User.get(email=email)).totp_secret is not None
+    return await TotpDevice.exists(user__email=email)
 
 
 async def enrolment_tokens(api: Api, clinic: str, count: int) -> list[str]:
@@ -214,7 +214,7 @@ async def footprint() -> tuple:
         await AuditEvent.all().count(),
         sorted((key, n) for key, n in await Throttle.all().values_list("key", "failures") if n),
         sorted(await Session.all().values_list("id", "kind", "two_factor_passed", "revoked_at", "totp_pending_secret")),
-        sorted(await User.all().values_list("id", "totp_last_step", "totp_secret")),
+        sorted(await TotpDevice.all().values_list("user_id", "last_step", "secret")),
         sorted(await RecoveryCode.all().values_list("code_hash", "used_at")),
     )
 
@@ -304,4 +304,4 @@ async def test_a_wrong_code_is_counted_and_audited(api, member):
     assert error_code(await api.verify(password_only, wrong_code(member.secret)), "INVALID_CODE")
     assert await AuditEvent.filter(action=audit.SECOND_FACTOR_FAILED).count() == before + 1
     user = await User.get(email=MEMBER)
-    assert await throttle.failures(throttle.second_factor_key(user.id)) == 1
+    assert await throttle.failures(totp.second_factor_key(user.id)) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+
 from tests.support.codes import totp_now
 from tests.support.documents import TREE
 from tests.support.worlds import organisation
@@ -105,3 +106,16 @@ async def test_a_login_and_its_second_step_cost_the_same_whatever_the_tree(api, 
     # verifyTwoFactor: the caller, the factor's lock and claim, then in one transaction the step,
     # the old session revoked, the new one, the throttle cleared
     assert counts == [(8, 8)] * 2
+
+
+async def test_a_login_and_its_second_factor_write_the_device_row_never_users(api, member, statements, clock):
+    clock.advance(30)
+    statements.clear()
+    status, token = await api.login_token("member@example.org")
+    assert status == "TWO_FACTOR_REQUIRED"
+    result = await api.verify(token, totp_now(member.secret))
+    assert result.errors == [], result.body
+    written = [statement.split('"')[1] for statement in statements if statement.startswith(("UPDATE", "INSERT", "DELETE"))]
+    assert "users" not in written and written.count("totp_devices") == 1, written  # the step, consumed
+    # login (8) and its second step (7): every statement, transactions' included
+    assert len(statements) == 15

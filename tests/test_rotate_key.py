@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mandate.config import reload_settings
-from mandate.models.tables import AuditEvent, Session, User
+from mandate.models.tables import AuditEvent, Session, TotpDevice, User
 from tests.support.api import PASSWORD
 from tests.support.codes import totp_now
 from tests.support.servers import assert_refused
@@ -39,8 +39,8 @@ async def under_key_a(api, seed, keys) -> dict[str, str]:
 
 
 async def stored() -> list[str | None]:
-    """Every stored secret: the users' confirmed ones, then the sessions' pending ones."""
-    return [u.totp_secret for u in await User.all().order_by("id")] + [
+    """Every stored secret: the devices' confirmed ones, then the sessions' pending ones."""
+    return [d.secret for d in await TotpDevice.all().order_by("id")] + [
         s.totp_pending_secret for s in await Session.all().order_by("id")
     ]
 
