@@ -60,7 +60,7 @@ async def issue(
     now = clock.now()
     session = await Session.create(
         token_hash=digest(token),
-        user_id=user.id,
+        user=user,  # the session carries its user (and their device): the new token is the caller next
         kind=kind,
         two_factor_passed=two_factor_passed,
         created_at=now,
