@@ -158,18 +158,21 @@ class AccountNode(Node):
         return await AuditEventConnection.page(self.view.row.id, first, after)
 
 
-def _selects(selection_set: SelectionSetNode | None, name: str, fragments: dict) -> bool:
-    """Whether a selection names the field, directly or through its fragments."""
+def _selects(selection_set: SelectionSetNode | None, name: str, fragments: dict, searched: set[str]) -> bool:
+    """Whether a selection names the field, directly or through its fragments. Each fragment is
+    searched once (`searched`): a chain of fragments that each spread the next twice is 2^n paths
+    but n fragments."""
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
             if selection.name.value == name:
                 return True
         elif isinstance(selection, InlineFragmentNode):
-            if _selects(selection.selection_set, name, fragments):
+            if _selects(selection.selection_set, name, fragments, searched):
                 return True
-        elif isinstance(selection, FragmentSpreadNode):
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in searched:
+            searched.add(selection.name.value)
             fragment = fragments.get(selection.name.value)
-            if fragment is not None and _selects(fragment.selection_set, name, fragments):
+            if fragment is not None and _selects(fragment.selection_set, name, fragments, searched):
                 return True
     return False
 
@@ -179,8 +182,11 @@ async def _sites_ahead(info: strawberry.Info, account_ids: list[int]) -> None:
     now, for the whole level in one batch, so each account's `sites` resolves without a wait.
     The last await before a level is completed: where a request that has held the event loop
     long lets other callers in (gql/limits.py)."""
+    # (graphql-core's resolve info: strawberry's public `selected_fields` expands every path
+    # through the fragments, which a few lines of fragments make exponential)
     raw = info._raw_info
-    if account_ids and any(_selects(node.selection_set, "sites", raw.fragments) for node in raw.field_nodes):
+    searched: set[str] = set()
+    if account_ids and any(_selects(node.selection_set, "sites", raw.fragments, searched) for node in raw.field_nodes):
         await info.context.sites.load_many(account_ids)
     await info.context.work.breathe()
 
