@@ -158,18 +158,21 @@ class AccountNode(Node):
         return await AuditEventConnection.page(self.view.row.id, first, after)
 
 
-def _selects(selection_set: SelectionSetNode | None, name: str, fragments: dict) -> bool:
-    """Whether a selection names the field, directly or through its fragments."""
+def _selects(selection_set: SelectionSetNode | None, name: str, fragments: dict, walked: set | None = None) -> bool:
+    """Whether a selection names the field, directly or through its fragments (each walked once:
+    fragments that spread the next one twice, level after level, have 2**levels paths)."""
+    walked = set() if walked is None else walked
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
             if selection.name.value == name:
                 return True
         elif isinstance(selection, InlineFragmentNode):
-            if _selects(selection.selection_set, name, fragments):
+            if _selects(selection.selection_set, name, fragments, walked):
                 return True
-        elif isinstance(selection, FragmentSpreadNode):
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in walked:
+            walked.add(selection.name.value)
             fragment = fragments.get(selection.name.value)
-            if fragment is not None and _selects(fragment.selection_set, name, fragments):
+            if fragment is not None and _selects(fragment.selection_set, name, fragments, walked):
                 return True
     return False
 
