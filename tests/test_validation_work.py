@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from mandate.gql import documents, validation
-from tests.conftest import Api
+from tests.support.api import Api
 
 MEMBER = "mia@example.org"
 LEVELS = 60
