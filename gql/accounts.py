@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import strawberry
-from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 
 from mandate.gql.audit import DEFAULT_PAGE
+from mandate.gql.documents import SelectsField
 from mandate.gql.ids import from_global_id, pk_of, to_global_id
 from mandate.gql.loaders import is_loaded, loaded
 from mandate.gql.node import Node
@@ -158,25 +158,6 @@ class AccountNode(Node):
         return await AuditEventConnection.page(self.view.row.id, first, after)
 
 
-def _selects(selection_set: SelectionSetNode | None, name: str, fragments: dict, searched: set[str]) -> bool:
-    """Whether a selection names the field, directly or through its fragments. Each fragment is
-    searched once (`searched`): a chain of fragments that each spread the next twice is 2^n paths
-    but n fragments."""
-    for selection in selection_set.selections if selection_set else ():
-        if isinstance(selection, FieldNode):
-            if selection.name.value == name:
-                return True
-        elif isinstance(selection, InlineFragmentNode):
-            if _selects(selection.selection_set, name, fragments, searched):
-                return True
-        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in searched:
-            searched.add(selection.name.value)
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None and _selects(fragment.selection_set, name, fragments, searched):
-                return True
-    return False
-
-
 async def _sites_ahead(info: strawberry.Info, account_ids: list[int]) -> None:
     """When the accounts a list field returns will be asked for their sites, load those sites
     now, for the whole level in one batch, so each account's `sites` resolves without a wait.
@@ -185,8 +166,8 @@ async def _sites_ahead(info: strawberry.Info, account_ids: list[int]) -> None:
     # (graphql-core's resolve info: strawberry's public `selected_fields` expands every path
     # through the fragments, which a few lines of fragments make exponential)
     raw = info._raw_info
-    searched: set[str] = set()
-    if account_ids and any(_selects(node.selection_set, "sites", raw.fragments, searched) for node in raw.field_nodes):
+    selects_sites = SelectsField(raw.fragments, "sites")
+    if account_ids and any(selects_sites.of(node.selection_set) for node in raw.field_nodes if node.selection_set):
         await info.context.sites.load_many(account_ids)
     await info.context.work.breathe()
 

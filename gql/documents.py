@@ -4,6 +4,9 @@
 (gql/validation.py), for strawberry's execution (`ParsedOnce`, first of the schema's extensions),
 and for the operation's name in the log and the metrics (gql/observability.py). Past MAX_TOKENS,
 or on a syntax error, every reader gets the same GraphQLSyntaxError (GRAPHQL_PARSE_FAILED).
+
+`SelectionFold` is the one walk over a document's selections for the rules that count through
+fragments (root fields here, depth and aliases in gql/limits.py): each fragment walked once.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Generic, TypeVar
 
 from graphql import (
     DocumentNode,
@@ -19,13 +23,16 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLSyntaxError,
     InlineFragmentNode,
+    Node,
     OperationDefinitionNode,
+    SelectionNode,
     SelectionSetNode,
     parse,
 )
 from strawberry.extensions import SchemaExtension
 
 MAX_TOKENS = 5000
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=256)
@@ -54,29 +61,114 @@ class ParsedOnce(SchemaExtension):
         yield
 
 
-def root_field_counts(document: DocumentNode, operations: list[OperationDefinitionNode]) -> Counter[str]:
-    """How many times these operations select each root field, through aliases, inline
-    fragments and fragment spreads (a fragment spread twice counts twice).
+class SelectionFold(Generic[T]):
+    """A value worked out bottom-up over a document's selections, each fragment's once however
+    often it is spread: fragments that spread the next one twice, level after level, have 2**levels
+    paths in a few hundred tokens. Walked with a stack of its own, not recursion, since a chain of
+    fragments may be as long as the token limit allows. A spread of an unknown fragment, or of one
+    inside itself, adds nothing (KnownFragmentNames' and NoFragmentCycles' errors)."""
 
-    Each fragment is walked once, however often it is spread: fragments that spread the next
-    one twice, level after level, select a field 2**levels times in a few hundred tokens."""
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    walked: dict[str, Counter[str]] = {}
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
+        self.fragments = fragments
+        self.of_fragment: dict[str, T] = {}
 
-    def counts(selection_set: SelectionSetNode | None) -> Iterator[Counter[str]]:
-        for selection in selection_set.selections if selection_set else ():
-            if isinstance(selection, FieldNode):
-                yield Counter((selection.name.value,))
+    @staticmethod
+    def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+        return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+    def combine(self, values: list[T]) -> T:
+        """The value of a selection set from those of its selections."""
+        raise NotImplementedError
+
+    def field(self, node: FieldNode, below: T | None) -> T:
+        """The value of a field from its selection set's (None where that was not walked)."""
+        raise NotImplementedError
+
+    def walks_into(self, node: FieldNode) -> bool:
+        return True
+
+    def enter_fragment(self, definition: FragmentDefinitionNode) -> None:
+        """Called once for each fragment walked (the tests count them)."""
+
+    def of(self, selection_set: SelectionSetNode) -> T:
+        # Each frame: the node whose selections are walked, those still to walk, the values so far.
+        stack: list[tuple[Node, Iterator[SelectionNode], list[T]]] = [(selection_set, iter(selection_set.selections), [])]
+        on_path: set[str] = set()
+        while True:
+            node, selections, values = stack[-1]
+            selection = next(selections, None)
+            if selection is None:
+                stack.pop()
+                value = self.combine(values)
+                if isinstance(node, FieldNode):
+                    value = self.field(node, value)
+                elif isinstance(node, FragmentDefinitionNode):
+                    self.of_fragment[node.name.value] = value
+                    on_path.remove(node.name.value)
+                if not stack:
+                    return value
+                stack[-1][2].append(value)
+            elif isinstance(selection, FieldNode):
+                if selection.selection_set is not None and self.walks_into(selection):
+                    stack.append((selection, iter(selection.selection_set.selections), []))
+                else:
+                    values.append(self.field(selection, None))
             elif isinstance(selection, InlineFragmentNode):
-                yield from counts(selection.selection_set)
+                stack.append((selection, iter(selection.selection_set.selections), []))
             elif isinstance(selection, FragmentSpreadNode):
-                yield fragment(selection.name.value)
+                name = selection.name.value
+                if name in self.of_fragment:
+                    values.append(self.of_fragment[name])
+                elif name in self.fragments and name not in on_path:
+                    on_path.add(name)
+                    definition = self.fragments[name]
+                    self.enter_fragment(definition)
+                    stack.append((definition, iter(definition.selection_set.selections), []))
 
-    def fragment(name: str) -> Counter[str]:
-        if name not in walked:
-            walked[name] = Counter()  # while walked: a spread inside itself is another rule's error
-            if name in fragments:
-                walked[name] = sum(counts(fragments[name].selection_set), Counter())
-        return walked[name]
 
-    return sum((count for operation in operations for count in counts(operation.selection_set)), Counter())
+class SelectsField(SelectionFold[bool]):
+    """Whether a selection set names a field, directly or through its fragments (not below)."""
+
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode], name: str) -> None:
+        super().__init__(fragments)
+        self.name = name
+
+    def combine(self, values: list[bool]) -> bool:
+        return any(values)
+
+    def field(self, node: FieldNode, below: bool | None) -> bool:
+        return node.name.value == self.name
+
+    def walks_into(self, node: FieldNode) -> bool:
+        return False
+
+
+class _RootFieldCounts(SelectionFold[Counter[str]]):
+    def __init__(self, document: DocumentNode, names: frozenset[str] | None) -> None:
+        super().__init__(SelectionFold.fragments_of(document))
+        self.names = names
+
+    def combine(self, values: list[Counter[str]]) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for value in values:
+            total.update(value)
+        return total
+
+    def field(self, node: FieldNode, below: Counter[str] | None) -> Counter[str]:
+        name = node.name.value
+        return Counter((name,)) if self.names is None or name in self.names else Counter()
+
+    def walks_into(self, node: FieldNode) -> bool:
+        return False  # root fields only
+
+
+def root_field_counts(
+    document: DocumentNode, operations: list[OperationDefinitionNode], names: frozenset[str] | None = None
+) -> Counter[str]:
+    """How many times these operations select each root field (of `names`, or every one), through
+    aliases, inline fragments and fragment spreads (a fragment spread twice counts twice).
+
+    Only the names asked for are counted: a fragment of a thousand unknown root fields spread a
+    thousand times would otherwise add up a million counts."""
+    fold = _RootFieldCounts(document, names)
+    return fold.combine([fold.of(operation.selection_set) for operation in operations])

@@ -1,6 +1,12 @@
-"""Limits on work (API.md): how many objects an answer may hold, and how long a request may work.
+"""Limits on work (API.md): how deep and wide a document may be, how many objects an answer may
+hold, and how long a request may work.
 
-Two defences, one code, QUERY_TOO_COMPLEX, and never partial data:
+Validation itself must be cheap whatever the document: the depth and alias limits count through
+fragments with each fragment worked out once (`SelectionFold`), and graphql-core's
+OverlappingFieldsCanBeMergedRule gets a smaller budget of comparisons (`bound_field_merging`);
+those refusals are GRAPHQL_VALIDATION_FAILED, as any invalid document's.
+
+Two defences of the answer's size, one code, QUERY_TOO_COMPLEX, and never partial data:
 
 - Before execution, `NoReturnIntoLists` refuses the shape that multiplies without bound: a list
   reached again below a field that leads back to an object already reached (`parent`,
@@ -43,6 +49,9 @@ from graphql import (
     is_object_type,
 )
 
+from graphql.validation.rules import overlapping_fields_can_be_merged
+
+from mandate.gql.documents import SelectionFold
 from mandate.models.errors import QUERY_TOO_COMPLEX, MandateError
 
 WORK_SECONDS = 2.0  # API.md: "its answer or refusal comes within 2 seconds of work"
@@ -57,6 +66,75 @@ SHAPE = (
     "The document asks for the list `{list}` again below `{back}`, which leads back to objects "
     "already reached below a list: its answer would multiply with every repetition."
 )
+
+
+# -- validation: depth, aliases, field merging ----------------------------------------------------
+
+# The frontend's three-level tree with sites and enforcement sources counts 5 here; room to
+# spare for nesting more levels. (Introspection fields are not counted: graphql-core's own
+# introspection-depth rule bounds those.)
+MAX_DEPTH = 15
+MAX_ALIASES = 30
+# graphql-core's budget for OverlappingFieldsCanBeMergedRule's comparisons, past which it aborts
+# validation ("Validation aborted."). Its default, 500,000, is 2 to 4 seconds of work here; the
+# standard introspection query and the frontend's tree spend none of it.
+FIELD_MERGING_BUDGET = 50_000
+
+
+def bound_field_merging() -> None:
+    # graphql-core's documented knob: a module attribute, read when the rule starts on a document.
+    overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = FIELD_MERGING_BUDGET
+
+
+def _operations(document: DocumentNode) -> list[OperationDefinitionNode]:
+    return [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+
+
+class _Depth(SelectionFold[int]):
+    """Levels of fields below a selection set, as strawberry's QueryDepthLimiter counts them: a
+    leaf is 0, a field with selections one more than they; introspection fields count 0."""
+
+    def combine(self, values: list[int]) -> int:
+        return max(values, default=0)
+
+    def field(self, node: FieldNode, below: int | None) -> int:
+        return 0 if below is None else 1 + below
+
+    def walks_into(self, node: FieldNode) -> bool:
+        return not node.name.value.startswith("__")
+
+
+class _Aliases(SelectionFold[int]):
+    """Aliased fields below a selection set, a fragment's counted each time it is spread."""
+
+    def combine(self, values: list[int]) -> int:
+        return sum(values)
+
+    def field(self, node: FieldNode, below: int | None) -> int:
+        return (node.alias is not None) + (below or 0)
+
+
+class DepthWithinLimit(ValidationRule):
+    """No operation nests fields deeper than MAX_DEPTH (strawberry's QueryDepthLimiter's rule and
+    message, without walking every path through the fragments)."""
+
+    def enter_document(self, node: DocumentNode, *_args) -> None:
+        depth = _Depth(SelectionFold.fragments_of(node))
+        for operation in _operations(node):
+            if depth.of(operation.selection_set) > MAX_DEPTH:
+                name = operation.name.value if operation.name else "anonymous"
+                self.report_error(GraphQLError(f"'{name}' exceeds maximum operation depth of {MAX_DEPTH}", operation))
+
+
+class AliasesWithinLimit(ValidationRule):
+    """At most MAX_ALIASES aliases in the document's operations (strawberry's MaxAliasesLimiter's
+    rule and message, without walking every path through the fragments)."""
+
+    def enter_document(self, node: DocumentNode, *_args) -> None:
+        aliases = _Aliases(SelectionFold.fragments_of(node))
+        total = sum(aliases.of(operation.selection_set) for operation in _operations(node))
+        if total > MAX_ALIASES:
+            self.report_error(GraphQLError(f"{total} aliases found. Allowed: {MAX_ALIASES}"))
 
 
 # -- before execution: the shape ------------------------------------------------------------------

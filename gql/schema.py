@@ -6,13 +6,7 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, DisableIntrospection, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -22,7 +16,13 @@ from mandate.gql.documents import ParsedOnce
 from mandate.gql.enforcement import EnforcementMutations
 from mandate.gql.errors import is_expected
 from mandate.gql.execution import lean_execution_context
-from mandate.gql.limits import NoReturnIntoLists, count_objects
+from mandate.gql.limits import (
+    AliasesWithinLimit,
+    DepthWithinLimit,
+    NoReturnIntoLists,
+    bound_field_merging,
+    count_objects,
+)
 from mandate.gql.storable_text import StorableText
 from mandate.gql.totp import TotpMutations
 from mandate.gql.users import UserNode
@@ -30,12 +30,6 @@ from mandate.gql.validation import OneAttemptPerDocument
 from mandate.models.availability import is_outage
 
 log = logging.getLogger("mandate.graphql")
-
-# The frontend's three-level tree with sites and enforcement sources counts 5 here; room to
-# spare for nesting more levels. (Introspection fields are not counted: graphql-core's own
-# introspection-depth rule bounds those.)
-MAX_DEPTH = 15
-MAX_ALIASES = 30
 
 Query = merge_types("Query", (AuthQueries, AccountQueries))
 Mutation = merge_types("Mutation", (AuthMutations, TotpMutations, EnforcementMutations))
@@ -51,15 +45,10 @@ class MandateSchema(strawberry.Schema):
 
 
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
-    # The limits' rule classes are made once, here: made afresh per request (as the limiters do
-    # in their constructors), every request's rules would differ and ValidationCache, keyed by
-    # them, would validate every document again. The classes hold only their limit.
-    rules = [
-        *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-        OneAttemptPerDocument,
-        NoReturnIntoLists,
-    ]
+    # The same rule classes for every request: ValidationCache is keyed by them. Each works in
+    # time linear in the document, whatever its fragments (gql/limits.py).
+    rules = [DepthWithinLimit, AliasesWithinLimit, OneAttemptPerDocument, NoReturnIntoLists]
+    bound_field_merging()
     extensions = [
         ParsedOnce,  # the document gql/documents.py parsed, within its token limit
         lambda: AddValidationRules(rules),

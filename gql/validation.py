@@ -33,7 +33,7 @@ class OneAttemptPerDocument(ValidationRule):
             d for d in node.definitions
             if isinstance(d, OperationDefinitionNode) and d.operation is OperationType.MUTATION
         ]
-        selected = root_field_counts(node, mutations)
+        selected = root_field_counts(node, mutations, SECOND_FACTOR_FIELDS | LOGIN_FIELDS)
         for names, what in ((SECOND_FACTOR_FIELDS, "second-factor attempt"), (LOGIN_FIELDS, "login")):
             if sum(selected[name] for name in names) > 1:
                 self.report_error(
