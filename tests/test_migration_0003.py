@@ -5,29 +5,11 @@ then drops 0002's data version whole."""
 
 from __future__ import annotations
 
-import subprocess
-import sqlite3
-import sys
-
 import pytest
 
 from tests.support.databases import backend_of, new_database
+from tests.support.migrations import columns, migrate_to, run_sql
 from tests.support.servers import Mandate
-
-MIGRATE_TO = """
-import asyncio, sys
-from tortoise import Tortoise
-from tortoise.migrations.api import migrate
-from mandate.db import tortoise_config
-
-async def main():
-    try:
-        await migrate(config=tortoise_config(sys.argv[1], migrating=True), target=sys.argv[2])
-    finally:
-        await Tortoise.close_connections()  # else aiosqlite's thread keeps the process alive
-
-asyncio.run(main())
-"""
 
 ROWS_AT_0002 = [
     "INSERT INTO users (id, email, name, password_hash, totp_secret, totp_pending_secret, totp_last_step, created_at)"
@@ -42,35 +24,6 @@ ROWS_AT_0002 = [
     "INSERT INTO audit_events (id, at, action, actor_id, subject_id, client_address)"
     " VALUES (1, '2026-11-01 10:00:00+00:00', 'TOTP_ENROLMENT_STARTED', 2, 2, '203.0.113.7')",
 ]
-
-
-async def run_sql(url: str, statements: list[str]) -> list[list[tuple]]:
-    """Each statement's rows, on the database at `url`, outside the app."""
-    if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite://")) as conn:
-            return [[tuple(row) for row in conn.execute(statement).fetchall()] for statement in statements]
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        return [[tuple(row) for row in await conn.fetch(statement)] for statement in statements]
-    finally:
-        await conn.close()
-
-
-async def columns(url: str, table: str) -> list[str]:
-    if url.startswith("sqlite"):
-        [rows] = await run_sql(url, [f"SELECT name FROM pragma_table_info('{table}')"])
-    else:
-        [rows] = await run_sql(url, [
-            f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'"
-        ])
-    return [name for (name,) in rows]
-
-
-def migrate_to(url: str, target: str) -> None:
-    done = subprocess.run([sys.executable, "-c", MIGRATE_TO, url, target], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture

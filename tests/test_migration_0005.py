@@ -6,14 +6,8 @@ migration is still refused, recovery codes still work and a half-used throttle s
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import sqlite3
 import subprocess
-import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pyotp
@@ -22,25 +16,13 @@ import pytest
 from mandate.models.crypto import digest, encrypt_secret, hash_password
 from mandate.models.totp import new_recovery_code
 
-MIGRATE_TO_0003 = """
-import asyncio, sys
-from tortoise import Tortoise
-from tortoise.migrations.api import migrate
-from mandate.db import tortoise_config
+from tests.support.api import PASSWORD, Api, Result, error_code
+from tests.support.databases import backend_of, new_database
+from tests.support.migrations import columns, migrate_to, run_sql
+from tests.support.servers import COMMAND, Cli, free_port, stop, wait_until_healthy
 
-async def main():
-    try:
-        await migrate(config=tortoise_config(sys.argv[1], migrating=True), target="models.0003_enrolment_per_session")
-    finally:
-        await Tortoise.close_connections()  # else aiosqlite's thread keeps the process alive
-
-asyncio.run(main())
-"""
-COMMAND = [sys.executable, "-m", "mandate.cli"]
-PASSWORD = "password-123"
 ANN_SECRET, BOB_SECRET = pyotp.random_base32(length=32), pyotp.random_base32(length=32)
 ANN_RECOVERY = [new_recovery_code() for _ in range(2)]
-VERIFY = "mutation($c: String!) { verifyTwoFactor(code: $c) { status } }"
 
 
 def step_now() -> int:
@@ -70,129 +52,48 @@ def rows_at_0003(ann_last_step: int) -> list[str]:
     ]
 
 
-async def run_sql(url: str, statements: list[str]) -> list[list[tuple]]:
-    """Each statement's rows, on the database at `url`, outside the app."""
-    if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite://")) as conn:
-            return [[tuple(row) for row in conn.execute(statement).fetchall()] for statement in statements]
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        return [[tuple(row) for row in await conn.fetch(statement)] for statement in statements]
-    finally:
-        await conn.close()
-
-
-async def columns(url: str, table: str) -> list[str]:
-    if url.startswith("sqlite"):
-        [rows] = await run_sql(url, [f"SELECT name FROM pragma_table_info('{table}')"])
-    else:
-        [rows] = await run_sql(url, [
-            f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'"
-        ])
-    return [name for (name,) in rows]
-
-
-async def on_postgres_server(statement: str) -> None:
-    import asyncpg
-
-    server = os.environ["MANDATE_TEST_POSTGRES_URL"]
-    admin = await asyncpg.connect(urlunsplit(urlsplit(server)._replace(scheme="postgresql")))
-    try:
-        await admin.execute(statement)
-    finally:
-        await admin.close()
-
-
-def environment(url: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}  # the suite's key and argon2 cost
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 async def at_0003_with_enrolled_users(database_url, tmp_path):
     """A database of the suite's backend at 0003, holding enrolled users; (url, Ann's last step)."""
-    if database_url.startswith("sqlite"):
-        url, name = f"sqlite://{tmp_path / 'mandate.sqlite3'}", None
-    else:
-        name = f"mandate_test_0005_{os.getpid()}_{time.monotonic_ns()}"
-        await on_postgres_server(f'CREATE DATABASE "{name}"')
-        url = urlunsplit(urlsplit(os.environ["MANDATE_TEST_POSTGRES_URL"])._replace(path=f"/{name}"))
+    url, drop = await new_database(backend_of(database_url), tmp_path)
     try:
-        done = subprocess.run([sys.executable, "-c", MIGRATE_TO_0003, url], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
+        migrate_to(url, "models.0003_enrolment_per_session")
         ann_last_step = step_now()
         await run_sql(url, rows_at_0003(ann_last_step))
         yield url, ann_last_step
     finally:
-        if name is not None:
-            await on_postgres_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop()
 
 
 @pytest.fixture
 async def migrated_and_served(at_0003_with_enrolled_users, tmp_path):
-    """`mandate migrate`, then `mandate serve` on the database: (url, client, Ann's last step)."""
+    """`mandate migrate`, then `mandate serve` on the database: (url, api, Ann's last step)."""
     url, ann_last_step = at_0003_with_enrolled_users
-    env = environment(url)
-    migrated = subprocess.run([*COMMAND, "migrate"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    cli = Cli(url, tmp_path)  # the suite's key, which encrypted the secrets above
+    migrated = cli.run("migrate")
     assert migrated.returncode == 0, migrated.stderr
     port, log = free_port(), tmp_path / "serve.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [*COMMAND, "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path
+            [*COMMAND, "serve", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=cli.env(), cwd=tmp_path
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
+        wait_until_healthy(server, base_url, log)
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                assert server.poll() is None, log.read_text()
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log.read_text()
-                await asyncio.sleep(0.1)
-            yield url, client, ann_last_step
+            yield url, Api(client), ann_last_step
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
-async def gql(client: httpx.AsyncClient, query: str, variables: dict, token: str | None = None) -> dict:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
-    return response.json()
-
-
-async def login(client: httpx.AsyncClient, email: str) -> tuple[str, str]:
-    body = await gql(
-        client, "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { status token } }",
-        {"e": email, "p": PASSWORD},
-    )
-    assert "errors" not in body, body
-    return body["data"]["login"]["status"], body["data"]["login"]["token"]
-
-
-async def verify(client: httpx.AsyncClient, email: str, code: str) -> dict:
-    status, token = await login(client, email)
+async def verify(api: Api, email: str, code: str) -> Result:
+    status, token = await api.login_token(email)
     assert status == "TWO_FACTOR_REQUIRED", status
-    return await gql(client, VERIFY, {"c": code}, token)
+    return await api.verify(token, code)
 
 
-def error_code(body: dict) -> str | None:
-    return body["errors"][0]["extensions"]["code"] if body.get("errors") else None
+def authenticated(result: Result) -> bool:
+    return not result.errors and result.data["verifyTwoFactor"]["status"] == "AUTHENTICATED"
 
 
 async def test_migration_0005_moves_every_secret_and_step_to_a_device_and_keeps_the_rest(migrated_and_served):
@@ -210,29 +111,29 @@ async def test_migration_0005_moves_every_secret_and_step_to_a_device_and_keeps_
 
 
 async def test_after_migration_0005_every_user_logs_in_with_their_code(migrated_and_served):
-    _, client, ann_last_step = migrated_and_served
-    body = await verify(client, "ann@example.org", code_at(ANN_SECRET, ann_last_step + 1))
-    assert body.get("data", {}).get("verifyTwoFactor") == {"status": "AUTHENTICATED"}, body
-    body = await verify(client, "bob@example.org", code_at(BOB_SECRET, step_now()))
-    assert body.get("data", {}).get("verifyTwoFactor") == {"status": "AUTHENTICATED"}, body
-    status, _ = await login(client, "cat@example.org")
+    _, api, ann_last_step = migrated_and_served
+    result = await verify(api, "ann@example.org", code_at(ANN_SECRET, ann_last_step + 1))
+    assert authenticated(result), result.body
+    result = await verify(api, "bob@example.org", code_at(BOB_SECRET, step_now()))
+    assert authenticated(result), result.body
+    status, _ = await api.login_token("cat@example.org")
     assert status == "AUTHENTICATED"  # no 2FA before, none made
 
 
 async def test_after_migration_0005_a_step_used_before_it_is_still_refused(migrated_and_served):
-    _, client, ann_last_step = migrated_and_served
-    assert error_code(await verify(client, "ann@example.org", code_at(ANN_SECRET, ann_last_step))) == "INVALID_CODE"
+    _, api, ann_last_step = migrated_and_served
+    assert error_code(await verify(api, "ann@example.org", code_at(ANN_SECRET, ann_last_step)), "INVALID_CODE")
 
 
 async def test_after_migration_0005_recovery_codes_still_work_once(migrated_and_served):
-    _, client, _ = migrated_and_served
-    body = await verify(client, "ann@example.org", ANN_RECOVERY[0])
-    assert body.get("data", {}).get("verifyTwoFactor") == {"status": "AUTHENTICATED"}, body
-    assert error_code(await verify(client, "ann@example.org", ANN_RECOVERY[0])) == "INVALID_CODE"
+    _, api, _ = migrated_and_served
+    result = await verify(api, "ann@example.org", ANN_RECOVERY[0])
+    assert authenticated(result), result.body
+    assert error_code(await verify(api, "ann@example.org", ANN_RECOVERY[0]), "INVALID_CODE")
 
 
 async def test_after_migration_0005_a_half_used_throttle_still_counts(migrated_and_served):
-    _, client, _ = migrated_and_served
+    _, api, _ = migrated_and_served
     # Bob's fourth failure: still INVALID_CODE, and the last free one, so a delay starts after it.
-    body = await verify(client, "bob@example.org", code_at(BOB_SECRET, step_now() - 10))
-    assert error_code(body) == "INVALID_CODE" and body["errors"][0]["extensions"].get("retryAfter") == 1, body
+    result = await verify(api, "bob@example.org", code_at(BOB_SECRET, step_now() - 10))
+    assert error_code(result, "INVALID_CODE") and result.errors[0]["extensions"].get("retryAfter") == 1, result.body

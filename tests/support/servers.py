@@ -50,10 +50,13 @@ class Cli:
     url: str
     folder: Path
 
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DATABASE_URL": self.url}
+
     def run(self, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [*COMMAND, *args], input=stdin, capture_output=True, text=True, cwd=self.folder, timeout=60,
-            env={**os.environ, "DATABASE_URL": self.url, **env},
+            env={**self.env(), **env},
         )
 
     def run_all(self, *runs: tuple[list[str], str | None]) -> list[subprocess.CompletedProcess]:
@@ -61,7 +64,7 @@ class Cli:
         started = [
             (args, stdin, subprocess.Popen([*COMMAND, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                            stderr=subprocess.PIPE, text=True, cwd=self.folder,
-                                           env={**os.environ, "DATABASE_URL": self.url}))
+                                           env=self.env()))
             for args, stdin in runs
         ]
         results = []
