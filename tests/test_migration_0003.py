@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.databases import backend_of, new_database
-from tests.support.migrations import columns, migrate_to, run_sql
+from tests.support.migrations import columns, database_at, migrate_to, run_sql
 from tests.support.servers import Mandate
 
 ROWS_AT_0002 = [
@@ -29,13 +28,8 @@ ROWS_AT_0002 = [
 @pytest.fixture
 async def at_0002_with_data(database_url, tmp_path):
     """A database of the suite's backend, migrated to 0002 and holding a few rows of each kind."""
-    url, drop = await new_database(backend_of(database_url), tmp_path)
-    try:
-        migrate_to(url, "models.0002_data_version")
-        await run_sql(url, ROWS_AT_0002)
+    async with database_at(database_url, tmp_path, "models.0002_data_version", ROWS_AT_0002) as url:
         yield url, Mandate(url, tmp_path)
-    finally:
-        await drop()
 
 
 async def test_migration_0003_keeps_every_row_and_drops_the_users_pending_secrets(at_0002_with_data):

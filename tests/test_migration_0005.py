@@ -17,8 +17,7 @@ from mandate.models.crypto import digest, encrypt_secret, hash_password
 from mandate.models.totp import new_recovery_code
 
 from tests.support.api import PASSWORD, Api, Result, error_code
-from tests.support.databases import backend_of, new_database
-from tests.support.migrations import columns, migrate_to, run_sql
+from tests.support.migrations import columns, database_at, run_sql
 from tests.support.servers import COMMAND, Cli, free_port, stop, wait_until_healthy
 
 ANN_SECRET, BOB_SECRET = pyotp.random_base32(length=32), pyotp.random_base32(length=32)
@@ -55,14 +54,10 @@ def rows_at_0003(ann_last_step: int) -> list[str]:
 @pytest.fixture
 async def at_0003_with_enrolled_users(database_url, tmp_path):
     """A database of the suite's backend at 0003, holding enrolled users; (url, Ann's last step)."""
-    url, drop = await new_database(backend_of(database_url), tmp_path)
-    try:
-        migrate_to(url, "models.0003_enrolment_per_session")
-        ann_last_step = step_now()
-        await run_sql(url, rows_at_0003(ann_last_step))
+    ann_last_step = step_now()
+    rows = rows_at_0003(ann_last_step)
+    async with database_at(database_url, tmp_path, "models.0003_enrolment_per_session", rows) as url:
         yield url, ann_last_step
-    finally:
-        await drop()
 
 
 @pytest.fixture

@@ -1,11 +1,16 @@
-"""A database brought to a migration of ours (`migrate_to`, in a process of its own), and read
-outside the app: each statement's rows (`run_sql`) and a table's columns (`columns`)."""
+"""A database brought to a migration of ours (`migrate_to`, in a process of its own; with rows
+in it, `database_at`), and read outside the app: each statement's rows (`run_sql`) and a
+table's columns (`columns`)."""
 
 from __future__ import annotations
 
 import sqlite3
 import subprocess
 import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from tests.support.databases import backend_of, new_database
 
 MIGRATE_TO = """
 import asyncio, sys
@@ -27,6 +32,19 @@ def migrate_to(url: str, target: str) -> None:
     """Migrates the database at `url` up to `target` (such as "models.0003_enrolment_per_session")."""
     done = subprocess.run([sys.executable, "-c", MIGRATE_TO, url, target], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@asynccontextmanager
+async def database_at(database_url: str, folder: Path, target: str, rows: list[str]):
+    """A new database of the backend of `database_url`, migrated to `target` and holding `rows`
+    (INSERT statements); its url, and dropped after."""
+    url, drop = await new_database(backend_of(database_url), folder)
+    try:
+        migrate_to(url, target)
+        await run_sql(url, rows)
+        yield url
+    finally:
+        await drop()
 
 
 async def run_sql(url: str, statements: list[str]) -> list[list[tuple]]:
