@@ -183,7 +183,7 @@ def _statement() -> str:
                s.totp_pending_secret, u.email, u.name, u.password_hash, u.created_at AS user_created_at,
                d.id AS device_id, d.secret AS device_secret, d.last_step AS device_last_step,
                d.confirmed_at AS device_confirmed_at, d.created_at AS device_created_at,
-               CASE WHEN s.kind = 'full' AND d.id IS NULL
+               CASE WHEN s.kind = '{SessionKind.FULL.value}' AND d.id IS NULL
                     THEN EXISTS (SELECT 1 FROM bound_to_two_factor) ELSE FALSE END AS must_enrol
         FROM caller_session s JOIN users u ON u.id = s.user_id LEFT JOIN totp_devices d ON d.user_id = u.id
     """
