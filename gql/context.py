@@ -26,6 +26,7 @@ class Context:
         self._viewer: Viewer | None = None
         self.caller = caller
         current_request().user_id = caller.user_id  # for the log: who sent the request
+
     @property
     def caller(self) -> Caller:
         return self._caller
