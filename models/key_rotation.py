@@ -43,34 +43,26 @@ async def reencrypt_totp_secrets() -> Rotation:
         await Session.filter(
             Q(revoked_at__isnull=False) | Q(expires_at__lte=clock.now()), totp_pending_secret__isnull=False
         ).update(totp_pending_secret=None)
-        confirmed = await TotpDevice.all().order_by("id").values_list("id", "user_id", "secret")
-        pending = await Session.filter(totp_pending_secret__isnull=False).order_by("id").values_list(
-            "id", "user_id", "totp_pending_secret"
-        )
-        device_updates, session_updates, unreadable = [], [], set()
-        for device_id, user_id, secret in confirmed:
-            try:
-                device_updates.append((device_id, user_id, secret, rotated(secret)))
-            except InvalidToken:
-                unreadable.add(user_id)
-        for session_id, user_id, secret in pending:
-            try:
-                session_updates.append((session_id, user_id, secret, rotated(secret)))
-            except InvalidToken:
-                unreadable.add(user_id)
+        # Where secrets are kept: the devices' confirmed ones, the live sessions' pending ones.
+        stored = [
+            (TotpDevice, "secret", await TotpDevice.all().order_by("id").values_list("id", "user_id", "secret")),
+            (Session, "totp_pending_secret", await Session.filter(totp_pending_secret__isnull=False)
+             .order_by("id").values_list("id", "user_id", "totp_pending_secret")),
+        ]
+        updates, unreadable = [], set()
+        for model, column, rows in stored:
+            for row_id, user_id, secret in rows:
+                try:
+                    updates.append((model, column, row_id, user_id, secret, rotated(secret)))
+                except InvalidToken:
+                    unreadable.add(user_id)
         if unreadable:
             raise SecretsUnreadable(sorted(unreadable))
         written: set[int] = set()
         skipped: set[int] = set()
         secrets = 0
-        for device_id, user_id, secret, new_secret in device_updates:
-            if await TotpDevice.filter(id=device_id, secret=secret).update(secret=new_secret):
-                written.add(user_id)
-                secrets += 1
-            else:
-                skipped.add(user_id)
-        for session_id, user_id, secret, new_secret in session_updates:
-            if await Session.filter(id=session_id, totp_pending_secret=secret).update(totp_pending_secret=new_secret):
+        for model, column, row_id, user_id, secret, new_secret in updates:
+            if await model.filter(id=row_id, **{column: secret}).update(**{column: new_secret}):
                 written.add(user_id)
                 secrets += 1
             else:
