@@ -1,6 +1,5 @@
 """The playground (GraphiQL, built into gql/static/ by playground/build.mjs): its page and assets
-over HTTP, and GraphiQL driven in a real headless Chromium (Debian's /usr/bin/chromium, through
-Python playwright's own driver; nothing is downloaded).
+over HTTP, and GraphiQL driven in a real headless Chromium (tests/support/browsers.py).
 
 The browser tests serve the app with uvicorn on a loopback port, in the tests' own event loop and
 on the test database, so they run on every backend the suite runs on. They skip only where
@@ -9,30 +8,23 @@ on the test database, so they run on every backend the suite runs on. They skip 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 import secrets
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from graphql import parse, validate
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from mandate.gql.schema import build_schema
 from tests.support.api import client_with_settings
+from tests.support.browsers import chromium as launched_chromium
+from tests.support.browsers import needs_chromium, served
 from tests.support.codes import totp_now
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The machine notes' flags: no background connections to Google, no first-run work, no GPU.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 ROOT = Path(__file__).parents[1]
 ENTRY = ROOT / "playground" / "src" / "index.jsx"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -43,11 +35,6 @@ LINK_HOSTS = {
     "www.w3.org", "react.dev", "github.com", "codemirror.net", "en.wikipedia.org", "commonmark.org",
     "yarnpkg.com",
 }
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)"
-)
-
 
 async def page_and_assets(client) -> tuple:
     page = await client.get("/graphql", headers=HTML)
@@ -147,28 +134,15 @@ def test_the_committed_build_is_of_the_current_source():
 
 @pytest.fixture(scope="module")
 async def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    async with launched_chromium() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest.fixture
 async def origin(app):
     """The app served by uvicorn on a loopback port: its origin."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not serving.done(), serving
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await serving
-    sock.close()
+    async with served(app) as (origin,):
+        yield origin
 
 
 # Everything a page can keep in the browser: local and session storage, IndexedDB, the Cache API
