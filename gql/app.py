@@ -1,4 +1,5 @@
-"""The ASGI app: POST /graphql (JSON only), the playground on GET, /healthz and /readyz."""
+"""The ASGI app: POST /graphql (JSON only), the playground on GET, /healthz and /readyz; CORS for
+the browser frontends of MANDATE_CORS_ORIGINS."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,7 +28,7 @@ from mandate.gql.transport import (
 )
 from mandate.gql.validation import selected_operation
 from mandate.gql.schema import build_schema
-from mandate.config import get_settings
+from mandate.config import CorsOrigins, InvalidSetting, get_settings
 from mandate.db import tortoise_config
 from mandate.models import callers, cleanup, crypto
 from mandate.models.availability import is_outage
@@ -68,8 +70,27 @@ def _no_operation_message(operation_name: str | None) -> str:
     return "Name the operation to run in 'operationName': the document has several, or none."
 
 
+# Seconds a browser may keep a preflight's answer (Chromium keeps it 2 hours at most).
+CORS_MAX_AGE = 600
+
+
+def _cors(origins: CorsOrigins) -> list[Middleware]:
+    """Pages of the listed origins may POST with a token and read every answer, errors included;
+    no cookie is ever allowed (no Access-Control-Allow-Credentials). Starlette answers preflights."""
+    if origins.refused:
+        raise InvalidSetting(origins.refusal())
+    if not origins:
+        return []
+    return [Middleware(
+        CORSMiddleware, allow_origins=origins.origins, allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type"], allow_credentials=False,
+        expose_headers=["Retry-After", "X-Request-Id"], max_age=CORS_MAX_AGE,
+    )]
+
+
 def create_app(*, database_url: str | None = None, manage_database: bool = True) -> Starlette:
     settings = get_settings()
+    cors = _cors(settings.cors_origins)
     schema = build_schema(introspection=settings.introspection)
     crypto.warm_up()
 
@@ -147,6 +168,7 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
         middleware=[
             Middleware(ClientAddress, trusted=settings.trusted_proxies),  # first: all after read its address
             Middleware(observability.Observability, settings=settings),  # logs, /metrics
+            *cors,  # outside AnswerFailures: its 500 and 503 carry the CORS headers too
             Middleware(AnswerFailures),  # JSON for any failure; 503 when the database does not answer
         ],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,65 @@ def _trusted_proxies() -> TrustedProxies:
         except ValueError:
             invalid.append(entry)
     return TrustedProxies(tuple(networks), tuple(invalid))
+
+
+class InvalidSetting(ValueError):
+    """A setting that cannot mean what it says: the app refuses to start rather than guess."""
+
+
+@dataclass(frozen=True)
+class CorsOrigins:
+    """MANDATE_CORS_ORIGINS: the origins of the browser frontends allowed to call the API
+    (gql/app.py), each in the form browsers send in `Origin`: lower case, no default port."""
+
+    origins: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()  # why each bad entry is not an origin: `serve` and the app refuse to start
+
+    def __bool__(self) -> bool:
+        return bool(self.origins)
+
+    def refusal(self) -> str:
+        return ("MANDATE_CORS_ORIGINS must be comma-separated origins, scheme://host[:port] "
+                f"(e.g. https://app.example.org,http://127.0.0.1:5173): {'; '.join(self.refused)}")
+
+
+_ORIGIN = re.compile(r"(https?)://(\[[0-9a-f:.]+\]|[a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::([0-9]{1,5}))?")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _origin(entry: str) -> str:
+    """The entry as browsers send it in `Origin`, or ValueError saying why it is none."""
+    if "*" in entry:  # a wildcard would let any page a user opens call the API from inside their network
+        raise ValueError(f"{entry!r}: no wildcard ('*' is not accepted), name each origin")
+    match = _ORIGIN.fullmatch(entry.lower())
+    if match is None:
+        if re.fullmatch(r"https?://[^/?#]+[/?#].*", entry, re.IGNORECASE):
+            raise ValueError(f"{entry!r} has a path or query: an origin ends after the host or port (no '/')")
+        raise ValueError(f"{entry!r} is not an http:// or https:// origin with an ASCII host (xn--... for IDN)")
+    scheme, host, port = match.groups()
+    if host.startswith("["):
+        try:
+            host = f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError:
+            raise ValueError(f"{entry!r}: {host} is not an IPv6 address") from None
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ValueError(f"{entry!r}: port {port} is not 1 to 65535")
+    if port is None or port.lstrip("0") == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{int(port)}"
+
+
+def _cors_origins() -> CorsOrigins:
+    origins: dict[str, None] = {}  # in order, once each
+    refused = []
+    for entry in (e.strip() for e in os.environ.get("MANDATE_CORS_ORIGINS", "").split(",")):
+        if not entry:
+            continue
+        try:
+            origins[_origin(entry)] = None
+        except ValueError as exc:
+            refused.append(str(exc))
+    return CorsOrigins(tuple(origins), tuple(refused))
 
 
 ENVIRONMENTS = ("development", "production")
@@ -129,6 +189,8 @@ class Settings:
     log_level: str = field(default_factory=lambda: os.environ.get("MANDATE_LOG_LEVEL", "INFO").strip().upper())
     # None by default: the client address is the TCP peer's, whatever the headers say.
     trusted_proxies: TrustedProxies = field(default_factory=_trusted_proxies)
+    # None by default: no answer lets a page of another origin read it (gql/app.py).
+    cors_origins: CorsOrigins = field(default_factory=_cors_origins)
 
     @property
     def development(self) -> bool:

@@ -31,6 +31,8 @@ def check_serving(settings: Settings) -> None:
             "MANDATE_TRUSTED_PROXIES must be comma-separated IP addresses or networks (CIDR, e.g. "
             f"10.0.0.0/8), not {', '.join(map(repr, settings.trusted_proxies.invalid))}", EXIT_REFUSED,
         )
+    if settings.cors_origins.refused:
+        raise CommandFailed(settings.cors_origins.refusal(), EXIT_REFUSED)
     if settings.env != "production":
         return
     if not settings.secret_key_set:
