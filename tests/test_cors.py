@@ -8,6 +8,7 @@ in a real Chromium, whose fetch is what the headers are for.
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from starlette.applications import Starlette
@@ -97,6 +98,16 @@ async def test_a_preflight_from_another_origin_is_refused(frontends, origin):
 async def test_a_preflight_for_another_method_or_header_is_refused(frontends, method, headers):
     response = await frontends.options("/graphql", headers=preflight(FRONTEND, method, headers))
     assert response.status_code == 400
+
+
+async def test_preflights_are_in_the_request_log(frontends, caplog):
+    caplog.set_level(logging.INFO, logger="mandate.request")
+    await frontends.options("/graphql", headers=preflight(FRONTEND))
+    await frontends.options("/graphql", headers=preflight("https://evil.example"))
+    lines = [r.fields for r in caplog.records if r.name == "mandate.request"]
+    assert [(line["method"], line["operation"], line["status"], line["outcome"]) for line in lines] == [
+        ("OPTIONS", "graphql", 200, "ok"), ("OPTIONS", "graphql", 400, "http_400"),
+    ]
 
 
 # -- the requests themselves -----------------------------------------------------------------------
