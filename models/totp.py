@@ -109,11 +109,12 @@ def matching_step(secret: str, code: str, *, digits: int = DIGITS, at: float | N
 
 
 async def consume_step(device: TotpDevice, step: int) -> bool:
-    """Record the step as the device's last used, unless it or a later one was used already:
-    one conditional UPDATE of the device row, so of racing requests one wins.
+    """Record the step as the device's last used, unless it or a later one was used already, or
+    the device took another secret since it was read (a code of the device it replaced): one
+    conditional UPDATE of the device row, so of racing requests one wins.
 
     (A count over 0, not == 1: SQLite's count adds the data-version row its trigger updates.)"""
-    return await TotpDevice.filter(id=device.id, last_step__lt=step).update(last_step=step) > 0
+    return await TotpDevice.filter(id=device.id, secret=device.secret, last_step__lt=step).update(last_step=step) > 0
 
 
 async def device_accepts(device: TotpDevice, code: str) -> bool:
@@ -377,10 +378,11 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
 
 async def _replace_device(device: TotpDevice, secret: str, step: int) -> None:
     """The user's one device row takes the new secret. Its last used step stays the user's, across
-    devices: the later of the old device's and the one the new device's code matched."""
+    devices: the later of the old device's and the one the new device's code matched (recorded on
+    the device as read, before it takes the new secret)."""
+    await consume_step(device, step)
     if not await TotpDevice.filter(id=device.id).update(secret=secret, confirmed_at=clock.now()):
         raise MandateError(FORBIDDEN, "Two-factor authentication was switched off meanwhile.")
-    await consume_step(device, step)
 
 
 async def disable(session: Session, raw_code: str, client_address: str | None) -> User:

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from mandate.models import audit
+from mandate.models import audit, throttle
 from mandate.models.tables import AuditEvent, RecoveryCode, Session, TotpDevice
 from tests.support.api import CLIENT_ADDRESS, Api, Login, Result, app_client, error_code
 from tests.support.codes import totp_now, wrong_code
@@ -134,6 +134,28 @@ async def test_no_step_at_or_before_the_last_accepted_on_either_device_works_aft
     assert error_code(await second_step(api, totp_now(new_secret)), "INVALID_CODE")
     clock.advance(60)
     assert (await second_step(api, totp_now(new_secret))).errors == []
+
+
+async def test_an_old_device_code_checked_before_the_swap_is_refused_after_it(api, bound, monkeypatch):
+    """A login's second step reads the device, then waits (here: held at its throttle claim) while
+    the swap commits; the old device's code it carries, of a step still unused, is refused."""
+    member, _ = bound
+    new_secret = await start_replacing(api, member.token, totp_now(member.secret))
+    token = await password_only(api, MEMBER)
+    held, resume, claim = asyncio.Event(), asyncio.Event(), throttle.claim_attempt
+
+    async def held_once(key, policy):
+        if not held.is_set():
+            held.set()
+            await resume.wait()
+        return await claim(key, policy)
+
+    monkeypatch.setattr(throttle, "claim_attempt", held_once)
+    verifying_old_code = asyncio.create_task(api.verify(token, totp_now(member.secret, 1)))
+    await held.wait()
+    assert (await confirm(api, member.token, totp_now(new_secret))).errors == []
+    resume.set()
+    assert error_code(await verifying_old_code, "INVALID_CODE")
 
 
 async def test_the_code_that_started_the_replacement_is_spent(api, bound):
