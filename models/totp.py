@@ -258,6 +258,10 @@ async def start_enrolment(session: Session, client_address: str | None) -> Enrol
     secret = _new_secret()
     async with in_transaction():
         await _pend(session, secret, audit.TOTP_ENROLMENT_STARTED, client_address)
+        # A confirmation that committed since this request began: the secret must not stay
+        # pending beside a device, where confirmTotp would take it for a replacement with no code.
+        if await TotpDevice.exists(user_id=user.id):
+            raise MandateError(FORBIDDEN, "Two-factor authentication is already on.")
     return _enrolment(user, secret)
 
 

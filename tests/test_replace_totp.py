@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from mandate.models import audit, throttle
+from mandate.models import audit, callers, throttle
 from mandate.models.tables import AuditEvent, RecoveryCode, Session, TotpDevice
 from tests.support.api import CLIENT_ADDRESS, Api, Login, Result, app_client, error_code
 from tests.support.codes import totp_now, wrong_code
@@ -310,6 +310,33 @@ async def test_a_bound_user_cannot_disable_while_replacing(api, bound, clock):
     clock.advance(30)
     r = await api.gql(DISABLE, {"c": totp_now(member.secret)}, token=member.token)
     assert error_code(r, "TWO_FACTOR_ENFORCED")
+
+
+async def test_an_enrolment_begun_before_its_sessions_confirmation_committed_is_no_replacement(
+    api, clinic, clock, monkeypatch
+):
+    """enrolTotp of a session whose 2FA was off when the request began, held until that same
+    session's confirmation commits, leaves no secret pending beside the device: else confirmTotp
+    would swap the device without a code of the current one."""
+    token = await signed_in(api, LONER)
+    secret = (await api.gql(ENROL, token=token)).data["enrolTotp"]["secret"]
+    held, resume, resolve = asyncio.Event(), asyncio.Event(), callers.resolve
+
+    async def held_once(authorization):
+        caller = await resolve(authorization)
+        if not held.is_set():
+            held.set()
+            await resume.wait()
+        return caller
+
+    monkeypatch.setattr(callers, "resolve", held_once)
+    enrolling = asyncio.create_task(api.gql(ENROL, token=token))
+    await held.wait()
+    assert (await confirm(api, token, totp_now(secret))).errors == []
+    resume.set()
+    late = await enrolling
+    assert error_code(late, "FORBIDDEN"), late.body
+    assert not await Session.filter(totp_pending_secret__isnull=False).exists()
 
 
 # --- Racing confirmations ----------------------------------------------------------------------------------
