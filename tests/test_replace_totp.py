@@ -12,12 +12,12 @@ from collections import Counter
 
 import pytest
 
-from mandate.models import audit, callers, throttle
-from mandate.models.tables import AuditEvent, RecoveryCode, Session, TotpDevice
+from mandate.models import audit, callers, throttle, totp
+from mandate.models.tables import AuditEvent, RecoveryCode, Session, TotpDevice, User
 from tests.support.api import CLIENT_ADDRESS, Api, Login, Result, app_client, error_code
-from tests.support.codes import totp_now, wrong_code
-from tests.support.documents import CONFIRM, DISABLE, ENROL, LOGOUT, ME, REMAINING
 from tests.support.audit import audit_events
+from tests.support.codes import totp_now, wrong_code
+from tests.support.documents import DISABLE, ENROL, LOGOUT, ME, REMAINING
 from tests.support.people import confirm, enrolled, password_only, signed_in
 from tests.support.throttling import fail, retry_after, verifying, with_full_session
 from tests.support.worlds import LONER, MEMBER, enforcing_manager
@@ -178,7 +178,7 @@ async def test_a_wrong_code_is_invalid_and_leaves_nothing_pending(api, bound):
 
 async def test_a_malformed_code_is_bad_input_and_not_counted(api, bound):
     member, _ = bound
-    for code in ("12345", "１２３４５６", "123 456"):
+    for code in ("12345", "１２３４５６", "123 456", "1234567", f" {totp_now(member.secret)}"):
         assert error_code(await replace(api, member.token, code), "BAD_USER_INPUT")
     assert (await replace(api, member.token, totp_now(member.secret))).errors == []
 
@@ -198,6 +198,7 @@ async def test_a_replacement_that_breaks_spends_neither_the_recovery_code_nor_th
     monkeypatch.setattr(audit, "record", breaking)
     r = await replace(api, member.token, member.recovery_codes[0])
     assert broke and error_code(r, "INTERNAL_SERVER_ERROR"), r.body
+    assert await throttle.failures(totp.second_factor_key((await User.get(email=MEMBER)).id)) == 0
     assert not await Session.filter(totp_pending_secret__isnull=False).exists()
     assert (await api.gql(REMAINING, token=member.token)).data == {"me": {"recoveryCodesRemaining": 10}}
     assert (await replace(api, member.token, member.recovery_codes[0])).errors == []
