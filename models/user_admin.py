@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from mandate.models import audit, clock, crypto, totp
+from mandate.models import audit, crypto, totp
 from mandate.models.credentials import end_what_a_password_change_ends
 from mandate.models.errors import NOT_FOUND, MandateError, bad_input
-from mandate.models.tables import Session, TotpDevice, User
+from mandate.models.tables import TotpDevice, User
 from mandate.models.users import MIN_PASSWORD_LENGTH, Lookalikes, check_name, check_password, known_emails, normalise_email
 
 
@@ -65,24 +65,17 @@ async def disable_user(user: User) -> int:
     return ended
 
 
-@dataclass(frozen=True)
-class TwoFactorReset:
-    had_two_factor: bool
-    sessions_ended: int
-
-
-async def reset_two_factor(user: User) -> TwoFactorReset:
+async def reset_two_factor(user: User) -> bool:
     """The operator removes the user's 2FA (device, recovery codes, any pending enrolment or
     replacement) and ends every session of theirs, through the one place 2FA is removed; refused
     for nobody, with or without 2FA. Audited as a manager's reset is, with no actor and no
     account: managers whose accounts bind the user see it. Where 2FA binds them, their next
-    login must enrol."""
+    login must enrol. Returns whether they had 2FA."""
     async with in_transaction():
         had_two_factor = await TotpDevice.exists(user_id=user.id)
-        live = await Session.filter(user_id=user.id, revoked_at=None, expires_at__gt=clock.now()).count()
         await totp.remove_two_factor(user.id)
         await audit.record(audit.TWO_FACTOR_RESET, subject_id=user.id)
-    return TwoFactorReset(had_two_factor, live)
+    return had_two_factor
 
 
 @dataclass(frozen=True)

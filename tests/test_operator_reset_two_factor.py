@@ -25,7 +25,7 @@ async def test_reset_removes_the_users_two_factor_and_their_next_login_must_enro
 
     out = cli.ok("user", "reset-2fa", MEMBER)
     assert out.strip() == (f"Reset the 2FA of {MEMBER}: TOTP device and recovery codes removed, "
-                           "1 live session(s) ended.")
+                           "every session of theirs ended.")
     assert error_code(await api.gql(ME, token=member.token), "UNAUTHENTICATED")
     assert not await TotpDevice.exists(user_id=user.id) and not await RecoveryCode.exists(user_id=user.id)
     assert (await api.login(MEMBER)).data["login"]["status"] == "ENROLMENT_REQUIRED"
@@ -46,7 +46,7 @@ async def test_reset_drops_a_pending_replacement(cli, api, clinic, clock):
 async def test_reset_of_a_user_without_two_factor_is_no_refusal(cli, api, clinic):
     token = await signed_in(api, LONER)
     out = cli.ok("user", "reset-2fa", LONER)
-    assert "had no 2FA, 1 live session(s) ended" in out
+    assert "they had no 2FA, every session of theirs ended" in out
     assert error_code(await api.gql(ME, token=token), "UNAUTHENTICATED")
     assert await AuditEvent.filter(action="TWO_FACTOR_RESET").count() == 1
 
