@@ -1,4 +1,4 @@
-"""Enrolling, confirming, disabling TOTP, and recovery codes."""
+"""Enrolling, confirming, replacing, disabling TOTP, and recovery codes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ class TotpEnrolment:
     otpauth_uri: str = strawberry.field(description="otpauth://totp/...")
     qr_code_svg: str = strawberry.field(description="the URI as an SVG QR code")
 
+    @classmethod
+    def of(cls, enrolment: totp.Enrolment) -> TotpEnrolment:
+        return cls(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_code_svg=enrolment.qr_code_svg)
+
 
 @strawberry.type
 class TotpConfirmation:
@@ -31,10 +35,16 @@ class TotpConfirmation:
 class TotpMutations:
     @strawberry.mutation(permission_classes=[MayEnrol], description="Starts (or restarts) enrolment.")
     async def enrol_totp(self, info: strawberry.Info) -> TotpEnrolment:
-        enrolment = await totp.start_enrolment(info.context.caller.session, info.context.client_address)
-        return TotpEnrolment(
-            secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_code_svg=enrolment.qr_code_svg
-        )
+        return TotpEnrolment.of(await totp.start_enrolment(info.context.caller.session, info.context.client_address))
+
+    @strawberry.mutation(
+        permission_classes=[MayChangeOwnSecurity],
+        description="With a code of the current device (or a recovery code), starts enrolment of a new one; "
+        "2FA stays on with the current device until confirmTotp with a code of the new one swaps them.",
+    )
+    async def replace_totp(self, info: strawberry.Info, code: str) -> TotpEnrolment:
+        caller = info.context.caller
+        return TotpEnrolment.of(await totp.start_replacement(caller.session, code, info.context.client_address))
 
     @strawberry.mutation(
         permission_classes=[MayEnrol],

@@ -23,7 +23,9 @@ def selected_operation(document: str, operation_name: str | None) -> OperationTy
     return None if operation is None else operation.operation
 
 
-SECOND_FACTOR_FIELDS = frozenset({"verifyTwoFactor", "confirmTotp", "disableTotp", "regenerateRecoveryCodes"})
+SECOND_FACTOR_FIELDS = frozenset(
+    {"verifyTwoFactor", "confirmTotp", "disableTotp", "regenerateRecoveryCodes", "replaceTotp"}
+)
 LOGIN_FIELDS = frozenset({"login"})
 
 

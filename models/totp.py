@@ -8,7 +8,9 @@ two racing requests cannot both win), and the count reset or left standing.
 
 A pending enrolment lives on the session that started it (sessions.totp_pending_secret): only
 that session can confirm it, and it ends with the session. The device is made by the
-confirmation.
+confirmation. Changing device is the same enrolment, started by a code of the current device
+(`start_replacement`): while it is pending 2FA stays on with the current device, and its
+confirmation (the same `confirm_enrolment`) gives the user's one device row the new secret.
 
 RFC 6238 with SHA-1, 6 digits, 30 s steps. pyotp computes the codes; Mandate decides which step
 matched, so that a step at or before the last one used is refused.
@@ -107,11 +109,12 @@ def matching_step(secret: str, code: str, *, digits: int = DIGITS, at: float | N
 
 
 async def consume_step(device: TotpDevice, step: int) -> bool:
-    """Record the step as the device's last used, unless it or a later one was used already:
-    one conditional UPDATE of the device row, so of racing requests one wins.
+    """Record the step as the device's last used, unless it or a later one was used already, or
+    the device took another secret since it was read (a code of the device it replaced): one
+    conditional UPDATE of the device row, so of racing requests one wins.
 
     (A count over 0, not == 1: SQLite's count adds the data-version row its trigger updates.)"""
-    return await TotpDevice.filter(id=device.id, last_step__lt=step).update(last_step=step) > 0
+    return await TotpDevice.filter(id=device.id, secret=device.secret, last_step__lt=step).update(last_step=step) > 0
 
 
 async def device_accepts(device: TotpDevice, code: str) -> bool:
@@ -250,17 +253,48 @@ async def start_enrolment(session: Session, client_address: str | None) -> Enrol
     user = session.user
     if user.two_factor_enabled:
         raise MandateError(
-            FORBIDDEN, "Two-factor authentication is already on: disable it with a code to change device."
+            FORBIDDEN, "Two-factor authentication is already on: to change device, call replaceTotp with a code."
         )
-    secret = pyotp.random_base32(length=32)  # 32 base32 characters: 160 bits
+    secret = _new_secret()
     async with in_transaction():
-        if not await Session.filter(id=session.id, revoked_at=None).update(
-            totp_pending_secret=encrypt_secret(secret)
-        ):
-            raise MandateError(UNAUTHENTICATED, "This session has ended.")
-        await audit.record(
-            audit.TOTP_ENROLMENT_STARTED, actor_id=user.id, subject_id=user.id, client_address=client_address
-        )
+        await _pend(session, secret, audit.TOTP_ENROLMENT_STARTED, client_address)
+        # A confirmation that committed since this request began: the secret must not stay
+        # pending beside a device, where confirmTotp would take it for a replacement with no code.
+        if await TotpDevice.exists(user_id=user.id):
+            raise MandateError(FORBIDDEN, "Two-factor authentication is already on.")
+    return _enrolment(user, secret)
+
+
+async def start_replacement(session: Session, raw_code: str, client_address: str | None) -> Enrolment:
+    """A new device's enrolment, pending on this session, proved by a code of the current device
+    or a recovery code (a second-factor attempt, throttled; a wrong one leaves nothing pending).
+    2FA stays on with the current device until `confirm_enrolment` swaps them."""
+    user = session.user
+    parse_code(raw_code)
+    if not user.two_factor_enabled:
+        raise MandateError(FORBIDDEN, "Two-factor authentication is not on: call enrolTotp to set it up.")
+    secret = _new_secret()
+    await verify_second_factor(
+        user, raw_code, client_address,
+        lambda: _pend(session, secret, audit.TOTP_REPLACEMENT_STARTED, client_address),
+    )
+    return _enrolment(user, secret)
+
+
+def _new_secret() -> str:
+    return pyotp.random_base32(length=32)  # 32 base32 characters: 160 bits
+
+
+async def _pend(session: Session, secret: str, action: str, client_address: str | None) -> None:
+    """The secret pending on this session (replacing this session's own, never another's); in the
+    caller's transaction, beside its audit event."""
+    if not await Session.filter(id=session.id, revoked_at=None).update(totp_pending_secret=encrypt_secret(secret)):
+        raise MandateError(UNAUTHENTICATED, "This session has ended.")
+    user_id = session.user.id
+    await audit.record(action, actor_id=user_id, subject_id=user_id, client_address=client_address)
+
+
+def _enrolment(user: User, secret: str) -> Enrolment:
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
     return Enrolment(secret, uri, qr_code_svg(uri))
 
@@ -284,18 +318,23 @@ class Confirmation:
 
 
 async def confirm_enrolment(session: Session, raw_code: str, client_address: str | None) -> Confirmation:
-    """2FA is on from here: recovery codes are issued and every other session ends.
+    """2FA is on from here, with this session's pending device: recovery codes are issued and every
+    other session ends. For a user whose 2FA is on already (the enrolment was `start_replacement`'s)
+    the new device replaces the old one: the same transition, audited as TOTP_REPLACED.
 
-    One transition, whoever races it: 2FA is switched on by inserting the device (one per user,
-    its last used step the one this code matched), and the calling session's enrolment is taken
-    by a conditional UPDATE (the session still live, its secret still this one), in the
-    attempt's transaction; a confirmation that loses either rolls back whole, its attempt
-    included."""
+    One transition, whoever races it: the device is inserted (one per user, its last used step the
+    one this code matched) or, on a replacement, its row updated first, and the calling session's
+    enrolment is taken by a conditional UPDATE (the session still live, its secret still this
+    one), in the attempt's transaction; a confirmation that loses either rolls back whole, its
+    attempt included."""
     user = session.user
     code = parse_code(raw_code, allow_recovery=False)
-    if user.two_factor_enabled:
-        raise MandateError(FORBIDDEN, "Two-factor authentication is already on.")
     pending = session.totp_pending_secret
+    replacing = user.two_factor_enabled
+    if replacing and pending is None:
+        raise MandateError(
+            FORBIDDEN, "Two-factor authentication is already on: to change device, call replaceTotp first."
+        )
     if pending is None:
         raise MandateError(FORBIDDEN, "No enrolment is under way in this session: call enrolTotp first.")
 
@@ -307,10 +346,13 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
         return step is not None
 
     async def switch_on() -> tuple[list[str], sessions.IssuedToken | None]:
-        try:  # the device's user is unique: of racing confirmations one inserts it
-            await TotpDevice.create(user_id=user.id, secret=pending, last_step=step, confirmed_at=clock.now())
-        except IntegrityError:
-            raise MandateError(FORBIDDEN, "Two-factor authentication is already on.") from None
+        if replacing:
+            await _replace_device(user.totp_device, pending, step)
+        else:
+            try:  # the device's user is unique: of racing confirmations one inserts it
+                await TotpDevice.create(user_id=user.id, secret=pending, last_step=step, confirmed_at=clock.now())
+            except IntegrityError:
+                raise MandateError(FORBIDDEN, "Two-factor authentication is already on.") from None
         if not await Session.filter(id=session.id, revoked_at=None, totp_pending_secret=pending).update(
             totp_pending_secret=None
         ):
@@ -329,12 +371,22 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
                 user, SessionKind.FULL, two_factor_passed=True, client_address=client_address
             )
         await audit.record(
-            audit.TOTP_CONFIRMED, actor_id=user.id, subject_id=user.id, client_address=client_address
+            audit.TOTP_REPLACED if replacing else audit.TOTP_CONFIRMED,
+            actor_id=user.id, subject_id=user.id, client_address=client_address,
         )
         return codes, new_token
 
     codes, new_token = await _attempt(user, code, accepts, switch_on, client_address)
     return Confirmation(codes, await with_device(user.id), new_token)
+
+
+async def _replace_device(device: TotpDevice, secret: str, step: int) -> None:
+    """The user's one device row takes the new secret. Its last used step stays the user's, across
+    devices: the later of the old device's and the one the new device's code matched (recorded on
+    the device as read, before it takes the new secret)."""
+    await consume_step(device, step)
+    if not await TotpDevice.filter(id=device.id).update(secret=secret, confirmed_at=clock.now()):
+        raise MandateError(FORBIDDEN, "Two-factor authentication was switched off meanwhile.")
 
 
 async def disable(session: Session, raw_code: str, client_address: str | None) -> User:

@@ -1,4 +1,4 @@
-"""The operator's users: finding, creating, disabling and listing them.
+"""The operator's users: finding, creating, disabling, resetting their 2FA and listing them.
 
 Each change writes one audit event with no actor (the system), like the API's own actions; a
 refused change writes nothing. `mandate import` creates its users here too, so the same events
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from mandate.models import audit, crypto
+from mandate.models import audit, crypto, totp
 from mandate.models.credentials import end_what_a_password_change_ends
 from mandate.models.errors import NOT_FOUND, MandateError, bad_input
 from mandate.models.tables import TotpDevice, User
@@ -63,6 +63,19 @@ async def disable_user(user: User) -> int:
         ended = await end_what_a_password_change_ends(user.id)
         await audit.record(audit.USER_DISABLED, subject_id=user.id)
     return ended
+
+
+async def reset_two_factor(user: User) -> bool:
+    """The operator removes the user's 2FA (device, recovery codes, any pending enrolment or
+    replacement) and ends every session of theirs, through the one place 2FA is removed; refused
+    for nobody, with or without 2FA. Audited as a manager's reset is, with no actor and no
+    account: managers whose accounts bind the user see it. Where 2FA binds them, their next
+    login must enrol. Returns whether they had 2FA."""
+    async with in_transaction():
+        had_two_factor = await TotpDevice.exists(user_id=user.id)
+        await totp.remove_two_factor(user.id)
+        await audit.record(audit.TWO_FACTOR_RESET, subject_id=user.id)
+    return had_two_factor
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,8 @@ RULES: dict[str, dict[str, str]] = {
         MANAGER: "TWO_FACTOR_ENFORCED",
     }),
     "own 2FA": full_session({MEMBER: OK, OTHER_MEMBER: "TWO_FACTOR_SETUP_REQUIRED", OTHER_MANAGER: OK, MANAGER: OK}),
+    # Changing device: with one's own valid code, enforced or not; without 2FA, enrolTotp's job.
+    "replace own device": full_session({MEMBER: OK, OTHER_MEMBER: "FORBIDDEN", OTHER_MANAGER: OK, MANAGER: OK}),
     # On the tree's account: its managers only (any other account: FORBIDDEN, API.md).
     "manage": full_session({MEMBER: "FORBIDDEN", OTHER_MEMBER: "FORBIDDEN", OTHER_MANAGER: "FORBIDDEN", MANAGER: OK}),
 }
@@ -104,6 +106,7 @@ FIELDS: dict[tuple[str, str], str] = {
     ("Mutation", "confirmTotp"): "enrol",
     ("Mutation", "disableTotp"): "disable own 2FA",
     ("Mutation", "regenerateRecoveryCodes"): "own 2FA",
+    ("Mutation", "replaceTotp"): "replace own device",
     ("Mutation", "setEnforcement"): "manage",
     ("Mutation", "resetMemberTwoFactor"): "manage",
     **{("Account", f): "tree" for f in (

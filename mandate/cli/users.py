@@ -1,4 +1,4 @@
-"""`mandate user create|disable|list`."""
+"""`mandate user create|disable|reset-2fa|list`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,18 @@ def cmd_user_disable(args: argparse.Namespace, url: str) -> None:
     print(f"Disabled {user.email}: password removed, {ended} live session(s) ended.")
 
 
+def cmd_user_reset_two_factor(args: argparse.Namespace, url: str) -> None:
+    reference = user_reference(args.user)
+
+    async def reset() -> tuple[Any, bool]:
+        user = await user_admin.find_user(reference)
+        return user, await user_admin.reset_two_factor(user)
+
+    user, had_two_factor = run(url, reset)
+    removed = "TOTP device and recovery codes removed" if had_two_factor else "they had no 2FA"
+    print(f"Reset the 2FA of {user.email}: {removed}, every session of theirs ended.")
+
+
 def cmd_user_list(args: argparse.Namespace, url: str) -> None:
     users = run(url, user_admin.list_users)
     if args.json:
@@ -63,7 +75,7 @@ def cmd_user_list(args: argparse.Namespace, url: str) -> None:
 
 
 def register(commands) -> None:
-    users = command_group(commands, "user", "create, disable or list users")
+    users = command_group(commands, "user", "create, disable or list users, or reset their 2FA")
     create = users.add_parser(
         "create", help="create a user",
         description="Create a user. The password is read from standard input (--password-stdin) or a "
@@ -81,6 +93,13 @@ def register(commands) -> None:
         "2FA stay: `mandate import` with a password for them lets them in again.")
     disable.add_argument("user", metavar="USER", help=USER_HELP)
     disable.set_defaults(run=cmd_user_disable)
+
+    reset = users.add_parser(
+        "reset-2fa", help="remove a user's 2FA, for one who lost their device",
+        description="Remove the user's TOTP device, recovery codes and any pending enrolment, and end "
+        "every session of theirs now. Where enforcement binds them, their next login must enrol again.")
+    reset.add_argument("user", metavar="USER", help=USER_HELP)
+    reset.set_defaults(run=cmd_user_reset_two_factor)
 
     listing = users.add_parser(
         "list", help="every user: ids, email, name, 2FA, disabled",
