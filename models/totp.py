@@ -343,11 +343,16 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
     async def accepts() -> bool:
         nonlocal step
         step = matching_step(decrypt_secret(pending), code.value)
-        return step is not None
+        if step is None:
+            return False
+        # The last used step is the user's, across devices: on a replacement the new device's code
+        # spends its step on the user's one device row, as any code does (a step at or before the
+        # last one accepted, from either device, is refused).
+        return not replacing or await consume_step(user.totp_device, step)
 
     async def switch_on() -> tuple[list[str], sessions.IssuedToken | None]:
         if replacing:
-            await _replace_device(user.totp_device, pending, step)
+            await _replace_device(user.totp_device, pending)
         else:
             try:  # the device's user is unique: of racing confirmations one inserts it
                 await TotpDevice.create(user_id=user.id, secret=pending, last_step=step, confirmed_at=clock.now())
@@ -380,13 +385,11 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
     return Confirmation(codes, await with_device(user.id), new_token)
 
 
-async def _replace_device(device: TotpDevice, secret: str, step: int) -> None:
-    """The user's one device row takes the new secret. Its last used step stays the user's, across
-    devices: the later of the old device's and the one the new device's code matched (recorded on
-    the device as read, before it takes the new secret)."""
-    await consume_step(device, step)
-    if not await TotpDevice.filter(id=device.id).update(secret=secret, confirmed_at=clock.now()):
-        raise MandateError(FORBIDDEN, "Two-factor authentication was switched off meanwhile.")
+async def _replace_device(device: TotpDevice, secret: str) -> None:
+    """The user's one device row takes the new secret (its last used step, the user's, was spent by
+    the new code), unless it took another one since it was read."""
+    if not await TotpDevice.filter(id=device.id, secret=device.secret).update(secret=secret, confirmed_at=clock.now()):
+        raise MandateError(FORBIDDEN, "Two-factor authentication changed meanwhile.")
 
 
 async def disable(session: Session, raw_code: str, client_address: str | None) -> User:

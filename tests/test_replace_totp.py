@@ -76,7 +76,7 @@ async def test_an_enforced_user_changes_device_and_keeps_only_the_current_sessio
 
     new_secret = await start_replacing(api, member.token, totp_now(member.secret))
     assert new_secret != member.secret
-    r = await confirm(api, member.token, totp_now(new_secret))
+    r = await confirm(api, member.token, totp_now(new_secret, 1))
     assert r.errors == [], r.body
     done = r.data["confirmTotp"]
     assert done["token"] is None and done["user"] == {"email": MEMBER, "twoFactorEnabled": True}
@@ -103,7 +103,7 @@ async def test_the_old_device_works_until_the_swap_and_the_new_one_only_after(ap
 async def test_the_swap_issues_new_recovery_codes_and_the_old_ones_stop_working(api, bound, clock):
     member, _ = bound
     new_secret = await start_replacing(api, member.token, totp_now(member.secret))
-    fresh = (await confirm(api, member.token, totp_now(new_secret))).data["confirmTotp"]["recoveryCodes"]
+    fresh = (await confirm(api, member.token, totp_now(new_secret, 1))).data["confirmTotp"]["recoveryCodes"]
     assert not set(fresh) & set(member.recovery_codes)
     assert error_code(await second_step(api, member.recovery_codes[1]), "INVALID_CODE")
     r = await second_step(api, fresh[0])
@@ -117,30 +117,35 @@ async def test_a_recovery_code_starts_a_replacement_and_is_spent_by_it(api, boun
     new_secret = await start_replacing(api, member.token, member.recovery_codes[0])
     assert (await api.gql(REMAINING, token=member.token)).data == {"me": {"recoveryCodesRemaining": 9}}
     assert error_code(await replace(api, member.token, member.recovery_codes[0]), "INVALID_CODE")
-    assert (await confirm(api, member.token, totp_now(new_secret))).errors == []
+    assert (await confirm(api, member.token, totp_now(new_secret, 1))).errors == []
 
 
 # --- The last used step is the user's -------------------------------------------------------------
 
 
 async def test_no_step_at_or_before_the_last_accepted_on_either_device_works_after_the_swap(api, bound, clock):
-    """The old device's code of the next step starts the replacement; the new device's code of the
-    current step confirms it. From then on the next step is spent, whichever device shows it."""
+    """The old device's code of the next step starts the replacement: the new device's codes of that
+    step or before do not confirm it, a later one does. From then on that step is spent too,
+    whichever device shows it."""
     member, _ = bound
     new_secret = await start_replacing(api, member.token, totp_now(member.secret, 1))
-    assert (await confirm(api, member.token, totp_now(new_secret))).errors == []
-    assert error_code(await second_step(api, totp_now(new_secret, 1)), "INVALID_CODE")
-    assert error_code(await second_step(api, totp_now(member.secret, 1)), "INVALID_CODE")  # the replay
+    for spent in (0, 1):  # the current step, and the one the old device's code used
+        assert error_code(await confirm(api, member.token, totp_now(new_secret, spent)), "INVALID_CODE")
+    clock.advance(30)
+    assert (await confirm(api, member.token, totp_now(new_secret, 1))).errors == []
+    assert error_code(await second_step(api, totp_now(new_secret, 1)), "INVALID_CODE")  # the replay
     assert error_code(await second_step(api, totp_now(new_secret)), "INVALID_CODE")
-    clock.advance(60)
+    assert error_code(await second_step(api, totp_now(member.secret, 1)), "INVALID_CODE")  # the old device
+    clock.advance(90)
     assert (await second_step(api, totp_now(new_secret))).errors == []
 
 
-async def test_an_old_device_code_checked_before_the_swap_is_refused_after_it(api, bound, monkeypatch):
+async def test_an_old_device_code_checked_before_the_swap_is_refused_after_it(api, bound, clock, monkeypatch):
     """A login's second step reads the device, then waits (here: held at its throttle claim) while
     the swap commits; the old device's code it carries, of a step still unused, is refused."""
     member, _ = bound
     new_secret = await start_replacing(api, member.token, totp_now(member.secret))
+    clock.advance(30)  # the swap's code spends this step; the old device's carries the next
     token = await password_only(api, MEMBER)
     held, resume, claim = asyncio.Event(), asyncio.Event(), throttle.claim_attempt
 
@@ -246,7 +251,7 @@ async def test_the_swap_is_audited_with_the_client_address(api, app, bound, clin
     member, manager = bound
     new_secret = await start_replacing(api, member.token, totp_now(member.secret))
     async with app_client(app, OTHER_ADDRESS, 40001) as elsewhere:
-        assert (await confirm(Api(elsewhere), member.token, totp_now(new_secret))).errors == []
+        assert (await confirm(Api(elsewhere), member.token, totp_now(new_secret, 1))).errors == []
     events = [(e["action"], e["clientAddress"], e["actor"]["email"]) for e in await audit_events(api, manager, clinic)
               if (e["subject"] or {}).get("email") == MEMBER and e["action"].startswith("TOTP_REPLACE")]
     assert events == [("TOTP_REPLACED", OTHER_ADDRESS, MEMBER), ("TOTP_REPLACEMENT_STARTED", CLIENT_ADDRESS, MEMBER)]
@@ -268,7 +273,7 @@ async def ended_by_another_sessions_swap(api: Api, member: Login, clock) -> None
     other = await full_session(api, member, clock)
     clock.advance(30)
     new_secret = await start_replacing(api, other, totp_now(member.secret))
-    assert (await confirm(api, other, totp_now(new_secret))).errors == []
+    assert (await confirm(api, other, totp_now(new_secret, 1))).errors == []
 
 
 @pytest.mark.parametrize("end", [ended_by_logout, ended_by_expiry, ended_by_another_sessions_swap],
@@ -288,7 +293,7 @@ async def test_another_sessions_confirmation_cannot_confirm_it(api, bound, clock
     new_secret = await start_replacing(api, member.token, totp_now(member.secret))
     assert error_code(await confirm(api, other, totp_now(new_secret)), "FORBIDDEN")
     assert error_code(await api.gql(ENROL, token=other), "FORBIDDEN")  # 2FA is on: nothing replaced
-    assert (await confirm(api, member.token, totp_now(new_secret))).errors == []
+    assert (await confirm(api, member.token, totp_now(new_secret, 1))).errors == []
 
 
 async def test_while_pending_enrol_is_forbidden_and_disable_takes_the_old_device(api, clinic, clock):
@@ -364,7 +369,8 @@ async def assert_swapped_once(api: Api, results: list[Result], clock) -> Result:
 async def test_racing_confirmations_of_one_replacement_swap_once(api, bound, clock):
     member, _ = bound
     new_secret = await start_replacing(api, member.token, totp_now(member.secret))
-    codes = [totp_now(new_secret, (-1, 0, 1)[n % 3]) for n in range(RACERS)]
+    clock.advance(30)  # every racer's code is of a step after the one that started it
+    codes = [totp_now(new_secret, n % 2) for n in range(RACERS)]
     results = list(await asyncio.gather(*(confirm(api, member.token, code) for code in codes)))
     await assert_swapped_once(api, results, clock)
     assert await device_works(api, new_secret, clock)
@@ -376,7 +382,8 @@ async def test_replacements_of_two_sessions_racing_swap_once_and_the_winners_dev
     clock.advance(30)
     secrets_of = {member.token: await start_replacing(api, member.token, totp_now(member.secret)),
                   other: await start_replacing(api, other, totp_now(member.secret, 1))}
-    racers = [(token, totp_now(secrets_of[token], step)) for step in (-1, 0, 1, 0, 1) for token in secrets_of]
+    clock.advance(30)  # a confirming code must be of a step after the ones that started them
+    racers = [(token, totp_now(secrets_of[token], 1)) for _ in range(RACERS // 2) for token in secrets_of]
     results = list(await asyncio.gather(*(confirm(api, token, code) for token, code in racers)))
     await assert_swapped_once(api, results, clock)
     [winner_token] = {token for (token, _), r in zip(racers, results) if not r.errors}
