@@ -3,8 +3,9 @@
 A request's caller comes from its bearer token in one statement: the live session, its user, and
 whether the user is held to enrolment (bound to 2FA without it: rule 2, from their very next
 request); or, for a bearer token with the API tokens' prefix, the live API token and its owner (a
-second statement only to note its use, at most once a LAST_USED_GRANULARITY). Everything after (the GraphQL context, the permission classes, the domain's operations,
-the request log) reads that one typed `Caller`.
+second statement only to note its use, at most once a LAST_USED_GRANULARITY). Everything after
+(the GraphQL context, the permission classes, the domain's operations, the request log) reads that
+one typed `Caller`.
 
 What a caller may do is data, one table (`RIGHTS`): for each kind, the acts it may perform and the
 error code of any other. Rule 2's list of `me` fields an enrolment-only caller reads is

@@ -356,3 +356,10 @@ async def test_a_token_caller_verifying_after_login_is_still_refused(api, manage
     r = await api.gql(REGENERATE, {"c": totp_now(manager.secret)}, token=token)
     assert error_code(r, "FORBIDDEN")
     assert await still_works(api, token)
+
+
+@pytest.mark.parametrize("token", ["mandate_pat_", "mandate_pat_" + "A" * 43, "mandate_pat_" + "x" * 300])
+async def test_an_unknown_token_with_the_prefix_is_unauthenticated(api, manager, token):
+    r = await api.gql("{ me { id } }", token=token)
+    assert error_code(r, "UNAUTHENTICATED"), r.body
+
