@@ -1,9 +1,11 @@
 """Switch two-factor enforcement on or off for one account, as an automation script would.
 
-    MANDATE_URL=http://127.0.0.1:8000/graphql MANDATE_EMAIL=robot@example.org \
-    MANDATE_PASSWORD=... MANDATE_TOTP_SECRET=... python examples/set_enforcement.py "Account name" on|off
+    MANDATE_URL=http://127.0.0.1:8000/graphql MANDATE_TOKEN=mandate_pat_... \
+        python examples/set_enforcement.py "Account name" on|off
 
-The user must manage the account and have TOTP set up; the script holds its TOTP secret.
+MANDATE_TOKEN is an API token of scope MANAGE (createApiToken, from a session of the manager's that
+passed the second factor): the script holds no password and no TOTP secret, and may run as often
+as it likes. The token's owner must manage the account.
 """
 
 from __future__ import annotations
@@ -12,10 +14,7 @@ import os
 import sys
 
 import httpx
-import pyotp
 
-LOGIN = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { status token } }"
-VERIFY = "mutation($code: String!) { verifyTwoFactor(code: $code) { status token } }"
 TREE = "{ accounts { id name descendants { id name } } }"
 SET_ENFORCEMENT = """
 mutation($accountId: ID!, $enforced: Boolean!) {
@@ -57,13 +56,8 @@ def find_account(http: Client, token: str, name: str) -> dict:
     raise MandateError(f"no account named {name!r} is reachable")
 
 
-def set_enforcement(url: str, email: str, password: str, secret: str, name: str, enforced: bool) -> dict:
+def set_enforcement(url: str, token: str, name: str, enforced: bool) -> dict:
     with Client(url) as http:
-        login = call(http, LOGIN, {"email": email, "password": password})["login"]
-        if login["status"] != "TWO_FACTOR_REQUIRED":
-            raise MandateError(f"expected a second factor step, got {login['status']}")
-        session = call(http, VERIFY, {"code": pyotp.TOTP(secret).now()}, login["token"])
-        token = session["verifyTwoFactor"]["token"]
         account = find_account(http, token, name)
         return call(http, SET_ENFORCEMENT, {"accountId": account["id"], "enforced": enforced}, token)[
             "setEnforcement"
@@ -77,9 +71,7 @@ def main() -> int:
     try:
         result = set_enforcement(
             os.environ.get("MANDATE_URL", "http://127.0.0.1:8000/graphql"),
-            os.environ["MANDATE_EMAIL"],
-            os.environ["MANDATE_PASSWORD"],
-            os.environ["MANDATE_TOTP_SECRET"],
+            os.environ["MANDATE_TOKEN"],
             sys.argv[1],
             sys.argv[2] == "on",
         )

@@ -7,7 +7,7 @@ from typing import Optional
 
 import strawberry
 
-from mandate.gql.permissions import MayLogOut, MayVerifySecondFactor
+from mandate.gql.permissions import MayLogIn, MayLogOut, MayVerifySecondFactor
 from mandate.gql.users import UserNode
 from mandate.models import callers, sessions, totp
 from mandate.models.callers import Act, CallerKind
@@ -49,7 +49,7 @@ class AuthQueries:
 
 @strawberry.type
 class AuthMutations:
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[MayLogIn])
     async def login(self, info: strawberry.Info, email: str, password: str) -> LoginPayload:
         issued = await sessions.login(email, password, info.context.client_address)
         info.context.become(issued)  # the payload's user is read as that session
@@ -65,5 +65,5 @@ class AuthMutations:
 
     @strawberry.mutation(permission_classes=[MayLogOut])
     async def logout(self, info: strawberry.Info) -> bool:
-        await sessions.revoke(info.context.caller.session)
+        await sessions.log_out(info.context.caller, info.context.client_address)
         return True

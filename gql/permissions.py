@@ -49,6 +49,9 @@ MayVerifySecondFactor = allows(Act.VERIFY_SECOND_FACTOR)
 MayLogOut = allows(Act.LOG_OUT)
 MayChangeOwnSecurity = allows(Act.CHANGE_OWN_SECURITY)
 MayManage = allows(Act.MANAGE)
+MayCreateApiToken = allows(Act.CREATE_API_TOKEN)
+MayRevokeApiToken = allows(Act.REVOKE_API_TOKEN)
+MayLogIn = allows(Act.LOG_IN)
 
 
 class ReadsUserField(Guard):

@@ -11,6 +11,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from mandate.gql.accounts import AccountNode, AccountQueries, SiteNode
+from mandate.gql.api_tokens import ApiTokenMutations
 from mandate.gql.auth import AuthMutations, AuthQueries
 from mandate.gql.documents import ParsedOnce
 from mandate.gql.enforcement import EnforcementMutations
@@ -32,7 +33,7 @@ from mandate.models.availability import is_outage
 log = logging.getLogger("mandate.graphql")
 
 Query = merge_types("Query", (AuthQueries, AccountQueries))
-Mutation = merge_types("Mutation", (AuthMutations, TotpMutations, EnforcementMutations))
+Mutation = merge_types("Mutation", (AuthMutations, TotpMutations, EnforcementMutations, ApiTokenMutations))
 
 
 class MandateSchema(strawberry.Schema):

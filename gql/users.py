@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from mandate.gql.api_tokens import ApiTokenNode
 from mandate.gql.ids import to_global_id
 from mandate.gql.node import Node
 from mandate.gql.permissions import ReadsUserField
 from mandate.models.tables import Role as RoleModel
 from mandate.models.tables import User
+from mandate.models import api_tokens
 from mandate.models.totp import recovery_codes_remaining
 
 if TYPE_CHECKING:
@@ -74,3 +76,9 @@ class UserNode(Node):
             for aid, role in sorted(viewer.roles.items(), key=lambda item: (views[item[0]].row.name, item[0]))
             if aid in views
         ]
+
+    @strawberry.field(
+        permission_classes=[ReadsUserField], description="The user's live API tokens: neither revoked nor expired."
+    )
+    async def api_tokens(self) -> list[ApiTokenNode]:
+        return [ApiTokenNode.of(api_token) for api_token in await api_tokens.live(self.pk)]

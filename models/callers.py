@@ -2,8 +2,10 @@
 
 A request's caller comes from its bearer token in one statement: the live session, its user, and
 whether the user is held to enrolment (bound to 2FA without it: rule 2, from their very next
-request). Everything after (the GraphQL context, the permission classes, the domain's operations,
-the request log) reads that one typed `Caller`.
+request); or, for a bearer token with the API tokens' prefix, the live API token and its owner (a
+second statement only to note its use, at most once a LAST_USED_GRANULARITY). Everything after
+(the GraphQL context, the permission classes, the domain's operations, the request log) reads that
+one typed `Caller`.
 
 What a caller may do is data, one table (`RIGHTS`): for each kind, the acts it may perform and the
 error code of any other. Rule 2's list of `me` fields an enrolment-only caller reads is
@@ -13,11 +15,14 @@ error code of any other. Rule 2's list of `me` fields an enrolment-only caller r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import Enum
+
+from tortoise.expressions import Q
 
 from mandate.models import clock
 from mandate.models.binding import bound_ctes
-from mandate.models.crypto import digest
+from mandate.models.crypto import API_TOKEN_PREFIX, digest
 from mandate.models.errors import (
     ENROLMENT_REQUIRED,
     FORBIDDEN,
@@ -27,9 +32,12 @@ from mandate.models.errors import (
     MandateError,
 )
 from mandate.models.sql import as_datetime, fetch
-from mandate.models.tables import Session, SessionKind, TotpDevice, User
+from mandate.models.tables import ApiToken, ApiTokenScope, Session, SessionKind, TotpDevice, User
 
-MAX_TOKEN_LENGTH = 200  # ours are 43 characters; anything far longer is no token of ours
+MAX_TOKEN_LENGTH = 200  # ours are 47 (sessions) and 55 (API tokens) characters; anything far longer is no token of ours
+# lastUsedAt is written when the stored value is older than this: a script calling a hundred times
+# a minute writes it once, and every other request reads its caller in one statement.
+LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 
 class CallerKind(Enum):
@@ -39,6 +47,8 @@ class CallerKind(Enum):
     ENROLMENT_ONLY = "enrolment_only"  # bound to 2FA without it: must enrol first (rule 2)
     FULL = "full"                      # a full session without a second factor
     SECOND_FACTOR = "second_factor"    # a full session that passed a second factor
+    API_TOKEN_READ = "api_token_read"      # an API token of scope READ: its owner's queries
+    API_TOKEN_MANAGE = "api_token_manage"  # scope MANAGE: READ, and MANAGE as a second factor's session
 
 
 class LoginStatus(Enum):
@@ -50,6 +60,7 @@ class LoginStatus(Enum):
 
 
 class Act(Enum):
+    LOG_IN = "log in (`login`): anyone but an API token, which is a login of its own"
     ME = "ask who one is (`me`)"
     OWN_IDENTITY = "read rule 2's fields of oneself (in `me`, or in the answer of one's login)"
     READ = "read what one's roles reach"
@@ -58,6 +69,8 @@ class Act(Enum):
     LOG_OUT = "end one's own session"
     CHANGE_OWN_SECURITY = "change one's own 2FA"
     MANAGE = "act on others' security: switch enforcement, reset a member's 2FA (rule 1)"
+    CREATE_API_TOKEN = "issue an API token (a session that passed its second factor only)"
+    REVOKE_API_TOKEN = "revoke one of one's own API tokens"
 
 
 @dataclass(frozen=True)
@@ -68,31 +81,43 @@ class Rights:
     refusals: dict[Act, tuple[str, str | None]] = field(default_factory=dict)  # (code, message) where it differs
 
 
-_OWN_SETTINGS = {Act.ME, Act.OWN_IDENTITY, Act.READ, Act.ENROL, Act.LOG_OUT, Act.CHANGE_OWN_SECURITY}
+_OWN_SETTINGS = {
+    Act.LOG_IN, Act.ME, Act.OWN_IDENTITY, Act.READ, Act.ENROL, Act.LOG_OUT, Act.CHANGE_OWN_SECURITY,
+    Act.REVOKE_API_TOKEN,
+}
 _ALREADY_PASSED = (FORBIDDEN, "This session has already passed its second factor.")
+# An API token reads as its owner and may end itself or its owner's other tokens; MANAGE adds
+# rule 1's acts. Any other mutation (a login, 2FA, a new token) is FORBIDDEN to it.
+_API_TOKEN = {Act.ME, Act.OWN_IDENTITY, Act.READ, Act.LOG_OUT, Act.REVOKE_API_TOKEN}
+_NOT_FOR_API_TOKENS = {act: (FORBIDDEN, "An API token may not do that: use a session.") for act in Act}
 
 RIGHTS: dict[CallerKind, Rights] = {
-    CallerKind.NOBODY: Rights(frozenset(), UNAUTHENTICATED, None),
+    CallerKind.NOBODY: Rights(frozenset({Act.LOG_IN}), UNAUTHENTICATED, None),
     CallerKind.UNKNOWN: Rights(
-        frozenset(), UNAUTHENTICATED, None,
+        frozenset({Act.LOG_IN}), UNAUTHENTICATED, None,
         {act: (UNAUTHENTICATED, "That session token is unknown, expired or revoked.") for act in Act},
     ),
     CallerKind.PASSWORD_ONLY: Rights(
-        frozenset({Act.OWN_IDENTITY, Act.VERIFY_SECOND_FACTOR, Act.LOG_OUT}), TWO_FACTOR_REQUIRED,
+        frozenset({Act.LOG_IN, Act.OWN_IDENTITY, Act.VERIFY_SECOND_FACTOR, Act.LOG_OUT}), TWO_FACTOR_REQUIRED,
         LoginStatus.TWO_FACTOR_REQUIRED,
     ),
     CallerKind.ENROLMENT_ONLY: Rights(
-        frozenset({Act.ME, Act.OWN_IDENTITY, Act.ENROL, Act.LOG_OUT}), ENROLMENT_REQUIRED,
+        frozenset({Act.LOG_IN, Act.ME, Act.OWN_IDENTITY, Act.ENROL, Act.LOG_OUT}), ENROLMENT_REQUIRED,
         LoginStatus.ENROLMENT_REQUIRED,
     ),
     CallerKind.FULL: Rights(
         frozenset(_OWN_SETTINGS), FORBIDDEN, LoginStatus.AUTHENTICATED,
-        {Act.MANAGE: (TWO_FACTOR_SETUP_REQUIRED, None), Act.VERIFY_SECOND_FACTOR: _ALREADY_PASSED},
+        {
+            Act.MANAGE: (TWO_FACTOR_SETUP_REQUIRED, None), Act.CREATE_API_TOKEN: (TWO_FACTOR_SETUP_REQUIRED, None),
+            Act.VERIFY_SECOND_FACTOR: _ALREADY_PASSED,
+        },
     ),
     CallerKind.SECOND_FACTOR: Rights(
-        frozenset(_OWN_SETTINGS | {Act.MANAGE}), FORBIDDEN, LoginStatus.AUTHENTICATED,
+        frozenset(_OWN_SETTINGS | {Act.MANAGE, Act.CREATE_API_TOKEN}), FORBIDDEN, LoginStatus.AUTHENTICATED,
         {Act.VERIFY_SECOND_FACTOR: _ALREADY_PASSED},
     ),
+    CallerKind.API_TOKEN_READ: Rights(frozenset(_API_TOKEN), FORBIDDEN, None, _NOT_FOR_API_TOKENS),
+    CallerKind.API_TOKEN_MANAGE: Rights(frozenset(_API_TOKEN | {Act.MANAGE}), FORBIDDEN, None, _NOT_FOR_API_TOKENS),
 }
 
 # Rule 2: the fields of its own `me` an enrolment-only caller reads; every other is refused.
@@ -114,6 +139,7 @@ USER_FIELDS: dict[str, UserFieldReaders] = {
     "two_factor_required": UserFieldReaders.USER_AND_MANAGERS,
     "recovery_codes_remaining": UserFieldReaders.USER,
     "memberships": UserFieldReaders.USER,
+    "api_tokens": UserFieldReaders.USER,
 }
 _NOT_YOURS = {
     UserFieldReaders.USER_AND_MANAGERS: "Only the user and their managers may read that.",
@@ -126,6 +152,7 @@ class Caller:
     kind: CallerKind
     session: Session | None = None
     user: User | None = None
+    api_token: ApiToken | None = None  # the caller is this API token (then `session` is None)
 
     @property
     def user_id(self) -> int | None:
@@ -203,31 +230,38 @@ def kind_of_session(session_kind: SessionKind, two_factor_passed: bool, two_fact
     return CallerKind.FULL
 
 
+# An API token's caller: the live token and its owner with their device. No enrolment to work
+# out: a token is issued only to a user with 2FA, and every token ends when 2FA is removed.
+_API_TOKEN_STATEMENT = """
+    SELECT t.id AS token_id, t.user_id, t.name AS token_name, t.scopes, t.created_at, t.expires_at, t.last_used_at,
+           u.email, u.name, u.password_hash, u.created_at AS user_created_at,
+           d.id AS device_id, d.secret AS device_secret, d.last_step AS device_last_step,
+           d.confirmed_at AS device_confirmed_at, d.created_at AS device_created_at
+    FROM api_tokens t JOIN users u ON u.id = t.user_id LEFT JOIN totp_devices d ON d.user_id = u.id
+    WHERE t.token_hash = ? AND t.revoked_at IS NULL AND t.expires_at > ?
+"""
+
+
+def kind_of_api_token(scopes: list[ApiTokenScope]) -> CallerKind:
+    return CallerKind.API_TOKEN_MANAGE if ApiTokenScope.MANAGE in scopes else CallerKind.API_TOKEN_READ
+
+
 async def resolve(authorization: str | None) -> Caller:
-    """The caller behind an Authorization header (None: no header), in one statement at most."""
+    """The caller behind an Authorization header (None: no header), in one statement at most
+    (an API token's: two, once a LAST_USED_GRANULARITY)."""
     if authorization is None:
         return NOBODY
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
         return UNKNOWN
+    if token.startswith(API_TOKEN_PREFIX):
+        return await _api_token_caller(token)
     rows = await fetch(_STATEMENT, [digest(token), clock.now()])
     if not rows:
         return UNKNOWN
     row = rows[0]
-    # Rows as the ORM would have loaded them (tortoise's public `construct`: no second query).
-    device = None
-    if row["device_id"] is not None:
-        device = TotpDevice.construct(
-            _saved_in_db=True,
-            id=row["device_id"], user_id=row["user_id"], secret=row["device_secret"], last_step=row["device_last_step"],
-            confirmed_at=as_datetime(row["device_confirmed_at"]), created_at=as_datetime(row["device_created_at"]),
-        )
-    user = User.construct(
-        _saved_in_db=True,
-        id=row["user_id"], email=row["email"], name=row["name"], password_hash=row["password_hash"],
-        created_at=as_datetime(row["user_created_at"]), totp_device=device,
-    )
+    user = _user_from(row)
     session = Session.construct(
         _saved_in_db=True,
         id=row["id"], user=user, kind=SessionKind(row["kind"]), two_factor_passed=bool(row["two_factor_passed"]),
@@ -236,3 +270,51 @@ async def resolve(authorization: str | None) -> Caller:
     )
     kind = kind_of_session(session.kind, session.two_factor_passed, user.two_factor_enabled, bool(row["must_enrol"]))
     return Caller(kind, session, user)
+
+
+def _user_from(row: dict) -> User:
+    """The caller's user with their device, as the ORM would have loaded them (tortoise's public
+    `construct`: no second query)."""
+    device = None
+    if row["device_id"] is not None:
+        device = TotpDevice.construct(
+            _saved_in_db=True,
+            id=row["device_id"], user_id=row["user_id"], secret=row["device_secret"], last_step=row["device_last_step"],
+            confirmed_at=as_datetime(row["device_confirmed_at"]), created_at=as_datetime(row["device_created_at"]),
+        )
+    return User.construct(
+        _saved_in_db=True,
+        id=row["user_id"], email=row["email"], name=row["name"], password_hash=row["password_hash"],
+        created_at=as_datetime(row["user_created_at"]), totp_device=device,
+    )
+
+
+async def _api_token_caller(token: str) -> Caller:
+    now = clock.now()
+    rows = await fetch(_API_TOKEN_STATEMENT, [digest(token), now])
+    if not rows:
+        return UNKNOWN
+    row = rows[0]
+    user = _user_from(row)
+    api_token = ApiToken.construct(
+        _saved_in_db=True,
+        id=row["token_id"], user=user, name=row["token_name"], scopes=row["scopes"],
+        created_at=as_datetime(row["created_at"]), expires_at=as_datetime(row["expires_at"]),
+        last_used_at=as_datetime(row["last_used_at"]),
+    )
+    if api_token.last_used_at is None or api_token.last_used_at < now - LAST_USED_GRANULARITY:
+        await _note_use(api_token, now)
+    return Caller(kind_of_api_token(scopes_of(api_token)), user=user, api_token=api_token)
+
+
+def scopes_of(api_token: ApiToken) -> list[ApiTokenScope]:
+    """The token's scopes, as given at its creation."""
+    return [ApiTokenScope(scope) for scope in api_token.scopes.split()]
+
+
+async def _note_use(api_token: ApiToken, now) -> None:
+    """lastUsedAt, conditionally: of racing requests in one granularity, one writes."""
+    if await ApiToken.filter(id=api_token.id).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_GRANULARITY)
+    ).update(last_used_at=now):
+        api_token.last_used_at = now

@@ -1,4 +1,4 @@
-"""Deleting what no longer counts: dead sessions and stale throttle rows.
+"""Deleting what no longer counts: dead sessions, dead API tokens and stale throttle rows.
 
 `mandate cleanup` runs it once; `mandate serve` every MANDATE_CLEANUP_MINUTES in each process.
 Every delete is one statement on rows that stay dead, so several processes running it at once
@@ -17,7 +17,7 @@ from typing import AsyncIterator
 from tortoise.expressions import Q
 
 from mandate.models import clock, throttle
-from mandate.models.tables import Session
+from mandate.models.tables import ApiToken, Session
 
 log = logging.getLogger("mandate.cleanup")
 
@@ -31,10 +31,11 @@ DEAD_SESSION_RETENTION = timedelta(days=7)
 class Cleaned:
     sessions: int    # expired or revoked more than DEAD_SESSION_RETENTION ago
     throttles: int   # rows whose failures no longer count
+    api_tokens: int = 0  # expired or revoked more than DEAD_SESSION_RETENTION ago
 
     def __str__(self) -> str:
-        return (f"{self.sessions} dead session(s) (expired or revoked over {DEAD_SESSION_RETENTION.days} days ago) "
-                f"and {self.throttles} stale throttle row(s)")
+        return (f"{self.sessions} dead session(s) (expired or revoked over {DEAD_SESSION_RETENTION.days} days ago), "
+                f"{self.api_tokens} dead API token(s) (the same) and {self.throttles} stale throttle row(s)")
 
 
 async def delete_dead_sessions(now: datetime) -> int:
@@ -42,9 +43,15 @@ async def delete_dead_sessions(now: datetime) -> int:
     return await Session.filter(Q(expires_at__lt=before) | Q(revoked_at__lt=before)).delete()
 
 
+async def delete_dead_api_tokens(now: datetime) -> int:
+    """As sessions: a dead token answers UNAUTHENTICATED either way; its row is kept as long."""
+    before = now - DEAD_SESSION_RETENTION
+    return await ApiToken.filter(Q(expires_at__lt=before) | Q(revoked_at__lt=before)).delete()
+
+
 async def clean_up() -> Cleaned:
     now = clock.now()
-    return Cleaned(await delete_dead_sessions(now), await throttle.delete_stale(now))
+    return Cleaned(await delete_dead_sessions(now), await throttle.delete_stale(now), await delete_dead_api_tokens(now))
 
 
 async def clean_up_every(seconds: float) -> None:
@@ -58,7 +65,7 @@ async def clean_up_every(seconds: float) -> None:
         except Exception as exc:  # noqa: BLE001 - an outage must not end the schedule
             log.warning("cleanup failed (%s: %s); trying again in %s s", type(exc).__name__, exc, seconds)
         else:
-            if cleaned.sessions or cleaned.throttles:
+            if cleaned.sessions or cleaned.throttles or cleaned.api_tokens:
                 log.info("cleanup deleted %s", cleaned)
         await asyncio.sleep(seconds)
 

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from mandate.config import get_settings
-from mandate.models import clock, throttle
+from mandate.models import api_tokens, clock, throttle
 from mandate.models.binding import must_use_two_factor
-from mandate.models.callers import RIGHTS, Caller, LoginStatus, kind_of_session
+from mandate.models.callers import RIGHTS, Act, Caller, LoginStatus, kind_of_session
 from mandate.models.crypto import digest, new_token, verify_password
 from mandate.models.errors import INVALID_CREDENTIALS, MandateError, bad_input
 from mandate.models.tables import Session, SessionKind, User
@@ -72,6 +72,16 @@ async def issue(
 
 async def revoke(session: Session) -> None:
     await Session.filter(id=session.id, revoked_at=None).update(revoked_at=clock.now())
+
+
+async def log_out(caller: Caller, client_address: str | None) -> None:
+    """End the caller's own credential: its session, or the API token it is (audited as any
+    revocation of a token)."""
+    caller.require(Act.LOG_OUT)
+    if caller.api_token is not None:
+        await api_tokens.revoke(caller, caller.api_token.id, client_address)
+    else:
+        await revoke(caller.session)
 
 
 async def end_all(user_id: int, *, except_session_id: int | None = None) -> None:

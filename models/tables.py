@@ -24,6 +24,11 @@ class SessionKind(str, Enum):
     FULL = "full"
 
 
+class ApiTokenScope(str, Enum):
+    READ = "READ"      # every query its owner may make
+    MANAGE = "MANAGE"  # READ, and what a session that passed the second factor may manage
+
+
 class User(Model):
     id = fields.BigIntField(primary_key=True)
     email = fields.CharField(max_length=254, unique=True)
@@ -123,6 +128,26 @@ class Session(Model):
 
     class Meta:
         table = "sessions"
+
+
+class ApiToken(Model):
+    """A user's token for an automation script: stored as its SHA-256 only, acting as its owner
+    within its scopes (models/api_tokens.py)."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="api_tokens", on_delete=fields.CASCADE, db_index=True
+    )
+    name = fields.CharField(max_length=200)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    scopes = fields.CharField(max_length=64)  # the scopes as given, in order, space-separated
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    revoked_at = fields.DatetimeField(null=True)
+    last_used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_tokens"
 
 
 class RecoveryCode(Model):

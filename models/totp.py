@@ -30,7 +30,7 @@ import segno
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from mandate.models import audit, clock, sessions, throttle
+from mandate.models import api_tokens, audit, clock, sessions, throttle
 from mandate.models.binding import must_use_two_factor
 from mandate.models.crypto import UnreadableSecret, constant_time_equal, decrypt_secret, digest, encrypt_secret
 from mandate.models.errors import (
@@ -226,12 +226,13 @@ async def verify_second_factor(
 
 async def remove_two_factor(user_id: int) -> None:
     """Everything a user's 2FA is made of goes: the device, the recovery codes, any session's
-    pending enrolment, every session (API.md rule 7) and the failure count. In the caller's
+    pending enrolment, every session (API.md rule 7), every API token and the failure count. In the caller's
     transaction, beside the caller's audit event (the caller knows the action)."""
     await TotpDevice.filter(user_id=user_id).delete()
     await RecoveryCode.filter(user_id=user_id).delete()
     await _drop_pending_enrolments(user_id)
     await sessions.end_all(user_id)
+    await api_tokens.revoke_all(user_id)
     await throttle.reset(second_factor_key(user_id))
 
 

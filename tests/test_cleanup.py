@@ -87,8 +87,8 @@ async def test_mandate_cleanup_deletes_and_says_what(cli, seed):
     await Throttle.create(key=f"email:{ANN}", failures=0)
     await Throttle.create(key=f"email:{GHOST}", failures=3, last_failure_at=now)
     out = cli.ok("cleanup")
-    assert out.strip() == ("Deleted 1 dead session(s) (expired or revoked over 7 days ago) "
-                           "and 1 stale throttle row(s).")
+    assert out.strip() == ("Deleted 1 dead session(s) (expired or revoked over 7 days ago), "
+                           "0 dead API token(s) (the same) and 1 stale throttle row(s).")
     assert await Session.all().values_list("token_hash", flat=True) == [f"{1:064d}"]
     assert await Throttle.all().values_list("key", flat=True) == [f"email:{GHOST}"]
     assert cli.ok("cleanup").startswith("Deleted 0 dead session(s)")

@@ -142,6 +142,30 @@ async def test_a_whole_login_flow_leaves_no_secret_in_the_log(live, seed):
     assert all(isinstance(lines[i]["duration_ms"], float) and lines[i]["status"] == 200 for i in lines)
 
 
+async def test_an_api_token_never_reaches_the_log_and_its_requests_name_its_owner(live, seed):
+    api = live.api
+    await seed({"users": [{"email": MEMBER}], "accounts": [{"name": "Group", "managers": [MEMBER]}]})
+    member_id = (await User.get(email=MEMBER)).id
+    _, session = await api.login_token(MEMBER)
+    login = await api.enrol(session)
+    created = await api.gql('mutation { createApiToken(name: "script", scopes: [MANAGE]) { token } }', token=login.token)
+    token = created.data["createApiToken"]["token"]
+    assert not (await api.gql("{ accounts { id } }", token=token)).errors
+    assert (await api.gql('mutation { createApiToken(name: "x", scopes: [READ]) { token } }', token=token)).code == "FORBIDDEN"
+    assert (await api.gql("mutation { logout }", token=token)).data == {"logout": True}
+    assert (await api.gql("{ me { id } }", token=token)).code == "UNAUTHENTICATED"
+
+    log = live.stderr.read_text()
+    assert token not in log and token.removeprefix("mandate_pat_") not in log
+    lines = live.request_lines(live.request_ids)
+    assert [(lines[i]["operation"], lines[i]["outcome"], lines[i]["user_id"]) for i in live.request_ids][-4:] == [
+        ("accounts", "ok", member_id),
+        ("createApiToken", "FORBIDDEN", member_id),
+        ("logout", "ok", member_id),
+        ("me", "UNAUTHENTICATED", None),
+    ]
+
+
 async def test_every_line_is_json_and_uvicorn_access_log_is_off(live):
     await live.api.client.get("/healthz")
     live.request_lines(live.request_ids)

@@ -1,6 +1,7 @@
 """Schema-wide permission sweep (issue 3): every root field, and every field of Account, User,
 Site, Enforcement and Compliance, read from the served schema by introspection and called by each
-kind of caller. What each caller must get is the table RULES below, written from API.md; every
+kind of caller, API tokens included. What each caller must get is the table RULES below (and,
+for tokens, TOKEN_RULES), written from API.md; every
 field of those types must be classified in FIELDS, so a field added later fails this sweep until
 someone decides who may read it.
 
@@ -20,13 +21,17 @@ from tests.support.api import PASSWORD, Api, Result
 from tests.support.callers import (
     CALLERS,
     ENROLMENT_ONLY,
+    MANAGE_TOKEN,
     MANAGER,
     MEMBER,
     NONE,
     OTHER_MANAGER,
     OTHER_MEMBER,
     PASSWORD_ONLY,
+    READ_TOKEN,
     REVOKED,
+    SESSION_CALLERS,
+    TOKEN_CALLERS,
     Caller,
     World,
     build_world,
@@ -68,10 +73,10 @@ RULES: dict[str, dict[str, str]] = {
     "the manager's 2FA state or own fields": full_session({**IN_TREE, MEMBER: "FORBIDDEN"}),
     "a member's own fields": full_session({**IN_TREE, MEMBER: "FORBIDDEN", MANAGER: "FORBIDDEN"}),
     # Mutations.
-    "public": dict.fromkeys(CALLERS, OK),
-    "any session": {**dict.fromkeys(CALLERS, OK), NONE: "UNAUTHENTICATED", REVOKED: "UNAUTHENTICATED"},
+    "public": dict.fromkeys(SESSION_CALLERS, OK),
+    "any session": {**dict.fromkeys(SESSION_CALLERS, OK), NONE: "UNAUTHENTICATED", REVOKED: "UNAUTHENTICATED"},
     "second step": {
-        **dict.fromkeys(CALLERS, "FORBIDDEN"),
+        **dict.fromkeys(SESSION_CALLERS, "FORBIDDEN"),
         NONE: "UNAUTHENTICATED", REVOKED: "UNAUTHENTICATED", PASSWORD_ONLY: OK, ENROLMENT_ONLY: "ENROLMENT_REQUIRED",
     },
     # Enrolment-only tokens and full sessions; FORBIDDEN to whoever has 2FA on already.
@@ -89,7 +94,28 @@ RULES: dict[str, dict[str, str]] = {
     "replace own device": full_session({MEMBER: OK, OTHER_MEMBER: "FORBIDDEN", OTHER_MANAGER: OK, MANAGER: OK}),
     # On the tree's account: its managers only (any other account: FORBIDDEN, API.md).
     "manage": full_session({MEMBER: "FORBIDDEN", OTHER_MEMBER: "FORBIDDEN", OTHER_MANAGER: "FORBIDDEN", MANAGER: OK}),
+    # From a session that passed the second factor only.
+    "new API token": full_session({
+        MEMBER: OK, OTHER_MEMBER: "TWO_FACTOR_SETUP_REQUIRED", OTHER_MANAGER: OK, MANAGER: OK,
+    }),
+    # Swept with an account's id (ARGUMENTS' "id"): malformed for a token's, once past the guards.
+    "revoke an API token": full_session(dict.fromkeys(
+        (MEMBER, OTHER_MEMBER, OTHER_MANAGER, MANAGER), "BAD_USER_INPUT")),
 }
+
+# API tokens act as their owner, the tree's manager: every query as the manager reads it; of the
+# mutations only these (API.md), every other one FORBIDDEN, whatever it is, a new one included.
+TOKEN_RULES: dict[str, dict[str, str]] = {
+    "any session": {READ_TOKEN: OK, MANAGE_TOKEN: OK},  # logout: the token revokes itself
+    "manage": {READ_TOKEN: "FORBIDDEN", MANAGE_TOKEN: OK},
+    "revoke an API token": {READ_TOKEN: "BAD_USER_INPUT", MANAGE_TOKEN: "BAD_USER_INPUT"},
+}
+
+
+def expected(rule: str, caller: str, mutation: bool) -> str:
+    if caller not in TOKEN_CALLERS:
+        return RULES[rule][caller]
+    return TOKEN_RULES.get(rule, {}).get(caller, "FORBIDDEN" if mutation else RULES[rule][MANAGER])
 
 # Every field of the swept types, classified. Root fields name their rule; other types' fields
 # name a class, which each route to the type (ROUTES) turns into a rule.
@@ -109,6 +135,8 @@ FIELDS: dict[tuple[str, str], str] = {
     ("Mutation", "replaceTotp"): "replace own device",
     ("Mutation", "setEnforcement"): "manage",
     ("Mutation", "resetMemberTwoFactor"): "manage",
+    ("Mutation", "createApiToken"): "new API token",
+    ("Mutation", "revokeApiToken"): "revoke an API token",
     **{("Account", f): "tree" for f in (
         "id", "name", "parent", "children", "descendants", "sites", "viewerRole", "twoFactorEnforcement")},
     ("Account", "twoFactorCompliance"): "managers",
@@ -121,6 +149,7 @@ FIELDS: dict[tuple[str, str], str] = {
     ("User", "twoFactorRequired"): "2FA state",
     ("User", "recoveryCodesRemaining"): "own",
     ("User", "memberships"): "own",
+    ("User", "apiTokens"): "own",
 }
 
 
@@ -170,6 +199,8 @@ ARGUMENTS: dict[str, Callable[[World, Caller], Any]] = {
     "password": lambda w, c: PASSWORD,
     "code": lambda w, c: totp_now(c.secret) if c.secret else "123456",
     "enforced": lambda w, c: True,
+    "name": lambda w, c: "swept",
+    "scopes": lambda w, c: ["READ"],
 }
 
 # --- Introspection and documents ---------------------------------------------------------------
@@ -279,7 +310,7 @@ async def probe(api: Api, world: World, caller: str, document: str, variables: d
     definitions, values = arguments(f, world, world.callers[caller])
     document = with_variables(document % selection(f), definitions)
     result = await api.gql(document, {**variables, **values} or None, token=world.callers[caller].token)
-    problem = mismatch(result, RULES[rule][caller], path, world, caller)
+    problem = mismatch(result, expected(rule, caller, document.startswith("mutation")), path, world, caller)
     return f"{caller} | {rule} | {document} -> {problem}" if problem else None
 
 
@@ -296,7 +327,8 @@ async def test_every_field_of_the_swept_types_is_classified(api):
         classes = {FIELDS[(route.type, f["name"])] for f in fields[route.type]}
         assert classes <= set(route.rules), (route.name, classes - set(route.rules))
     assert {rule for (t, _), rule in FIELDS.items() if t in ("Query", "Mutation")} <= set(RULES)
-    assert all(set(row) == set(CALLERS) for row in RULES.values())
+    assert all(set(row) == set(SESSION_CALLERS) for row in RULES.values())
+    assert set(TOKEN_RULES) <= set(RULES) and all(set(row) <= set(TOKEN_CALLERS) for row in TOKEN_RULES.values())
 
 
 async def test_every_query_field_answers_each_caller_by_the_rules(api, seed, clock):

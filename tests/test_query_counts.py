@@ -2,7 +2,8 @@
 
 Counted at tortoise's connection, for whichever database the suite runs on. Every request with a
 token starts with one statement, the caller's (models/callers.py): the live session, its user and
-whether they are held to enrolment. Nothing is answered from a cache: a repeat costs the same.
+whether they are held to enrolment; or the live API token and its owner, plus its lastUsedAt written
+at most once a minute. Nothing is answered from a cache: a repeat costs the same.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 
+from tests.support.api_tokens import api_token
 from tests.support.codes import totp_now
 from tests.support.documents import TREE
 from tests.support.worlds import organisation
@@ -59,6 +61,18 @@ async def test_who_must_use_two_factor_is_part_of_the_callers_one_statement_what
     await seed(organisation(20, 9))
     _, token = await api.login_token("grace@example.org")
     assert await cost(api, statements, "{ me { id } }", token) == 1  # the caller, held to enrolment or not
+
+
+async def test_an_api_token_caller_costs_what_a_session_costs_and_a_write_once_a_minute(api, seed, statements, clock):
+    await seed(organisation(3, 2))
+    login = await api.enrol((await api.login_token("grace@example.org"))[1])
+    token, _ = await api_token(api, login.token, ["READ"])
+    assert await cost(api, statements, "{ me { id } }", token) == 2  # the caller + lastUsedAt, first used
+    assert await cost(api, statements, "{ me { id } }", token) == 1  # the caller
+    assert await cost(api, statements, TREE, token) == 9  # as a session's
+    clock.advance(61)
+    assert await cost(api, statements, TREE, token) == 10  # lastUsedAt, a minute on
+    assert await cost(api, statements, TREE, token) == 9
 
 
 async def test_a_request_without_a_token_or_with_a_malformed_header_costs_no_statement(api, seed, statements):

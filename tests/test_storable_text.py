@@ -16,7 +16,7 @@ NUL = "ann\u0000@example.org"
 SURROGATE = "ann\ud800@example.org"
 ANN = "ann@example.org"
 
-INTROSPECT = """{ __schema { queryType { name } mutationType { name } types { name kind
+INTROSPECT = """{ __schema { queryType { name } mutationType { name } types { name kind enumValues { name }
   fields { name args { name type { ...T } } type { ...T } } } } }
 fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }"""
 
@@ -54,11 +54,15 @@ class Target:
     selects: str        # what to select of the field's value
 
 
+def enum_values(schema: dict) -> dict[str, list[str]]:
+    return {t["name"]: [v["name"] for v in t["enumValues"]] for t in schema["types"] if t["kind"] == "ENUM"}
+
+
 def _targets(schema: dict) -> list[Target]:
     """Every field with a String or ID argument, reached from Query or Mutation through fields
     that return objects (each type entered once, by the shortest path)."""
     types = {t["name"]: t for t in schema["types"]}
-    enums = {t["name"]: [] for t in schema["types"] if t["kind"] == "ENUM"}
+    enums = enum_values(schema)
     found, seen = [], set()
     roots = [("query", schema["queryType"]["name"]), ("mutation", schema["mutationType"]["name"])]
     queue = [(operation, name, ()) for operation, name in roots]
@@ -79,13 +83,13 @@ def _targets(schema: dict) -> list[Target]:
     return found
 
 
-def _document(target: Target, nul_argument: str, as_variable: bool) -> tuple[str, dict | None]:
+def _document(target: Target, nul_argument: str, as_variable: bool, enums: dict[str, list[str]]) -> tuple[str, dict | None]:
     arguments = []
     for name, ref in target.arguments.items():
         if name == nul_argument:
             arguments.append(f"{name}: $v" if as_variable else f'{name}: "ann\\u0000@example.org"')
         elif ref["kind"] == "NON_NULL":
-            arguments.append(f"{name}: {_filler(ref, {})}")
+            arguments.append(f"{name}: {_filler(ref, enums)}")
     inner = f"{target.field}({', '.join(arguments)}) {target.selects}"
     for field, filled in reversed(target.path):
         inner = f"{field}{f'({filled})' if filled else ''} {{ {inner} }}"
@@ -113,7 +117,7 @@ async def test_every_string_and_id_argument_refuses_nul_as_variable_and_literal(
             if _named(ref)["name"] not in ("String", "ID"):
                 continue
             for as_variable in (True, False):
-                query, variables = _document(target, argument, as_variable)
+                query, variables = _document(target, argument, as_variable, enum_values(introspected.data["__schema"]))
                 result = await api.gql(query, variables, token=token)
                 answers[(target.field, argument, "variable" if as_variable else "literal")] = (
                     result.status, result.codes, result.errors[0]["extensions"].get("argument") if result.errors else None,

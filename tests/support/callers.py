@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tests.support.api import Api
+from tests.support.api_tokens import api_token
 from tests.support.clock import Clock
 from tests.support.codes import totp_now
 from tests.support.people import own_id, password_only, signed_in, start_enrolment
@@ -19,7 +20,12 @@ MEMBER = "member of the tree"
 OTHER_MEMBER = "member of another tree"
 OTHER_MANAGER = "manager of another tree"
 MANAGER = "manager of the tree"  # a full session that passed 2FA: the positive control
-CALLERS = [NONE, REVOKED, PASSWORD_ONLY, ENROLMENT_ONLY, MEMBER, OTHER_MEMBER, OTHER_MANAGER, MANAGER]
+# API tokens of the tree's manager: they act as the manager (READ, or MANAGE as well).
+READ_TOKEN = "READ API token of the tree's manager"
+MANAGE_TOKEN = "MANAGE API token of the tree's manager"
+TOKEN_CALLERS = [READ_TOKEN, MANAGE_TOKEN]
+SESSION_CALLERS = [NONE, REVOKED, PASSWORD_ONLY, ENROLMENT_ONLY, MEMBER, OTHER_MEMBER, OTHER_MANAGER, MANAGER]
+CALLERS = [*SESSION_CALLERS[:-1], *TOKEN_CALLERS, MANAGER]  # the positive control still last
 
 
 @dataclass
@@ -106,6 +112,8 @@ async def build_world(api: Api, seed, clock: Clock, number: int) -> World:
                                 totp_now(manager.secret))).data["verifyTwoFactor"]["token"]
     assert (await api.gql("mutation { logout }", token=revoked)).data == {"logout": True}
     clock.advance(30)  # and another for the codes the callers send
+    read_token, _ = await api_token(api, manager.token, ["READ"], name="sweep, READ")
+    manage_token, _ = await api_token(api, manager.token, ["MANAGE"], name="sweep, MANAGE")
 
     w.callers = {
         NONE: Caller(None),
@@ -115,6 +123,8 @@ async def build_world(api: Api, seed, clock: Clock, number: int) -> World:
         MEMBER: Caller(member.token, e["north-member"], member.secret),
         OTHER_MEMBER: Caller(other_member, e["south-member"], other_member_secret),
         OTHER_MANAGER: Caller(other_manager.token, e["south-manager"], other_manager.secret),
+        READ_TOKEN: Caller(read_token, e["north-manager"], manager.secret),
+        MANAGE_TOKEN: Caller(manage_token, e["north-manager"], manager.secret),
         MANAGER: Caller(manager.token, e["north-manager"], manager.secret),
     }
     return w
