@@ -46,6 +46,9 @@ class EnforcementNode:
     enforced: bool = strawberry.field(description="Effective: set here or on an ancestor.")
     enforced_here: bool = strawberry.field(description="Set on this account itself.")
     changed_at: Optional[datetime] = strawberry.field(description="When this account's own switch last changed.")
+    grace_period_hours: int = strawberry.field(
+        description="This account's own grace period: hours a user its switch binds may go on without 2FA."
+    )
     view: strawberry.Private[AccountView]
 
     @strawberry.field(description="The nearest account, this one or an ancestor, whose switch is on.")
@@ -137,7 +140,8 @@ class AccountNode(Node):
     def two_factor_enforcement(self) -> EnforcementNode:
         row = self.view.row
         return EnforcementNode(
-            enforced=self.view.enforced, enforced_here=row.enforced, changed_at=row.changed_at, view=self.view
+            enforced=self.view.enforced, enforced_here=row.enforced, changed_at=row.changed_at,
+            grace_period_hours=row.grace_period_hours, view=self.view,
         )
 
     @strawberry.field(permission_classes=[CanReadAccount, IsManagerHere])

@@ -72,6 +72,10 @@ class Context:
         return loaders.bound_to_two_factor()
 
     @cached_property
+    def two_factor_deadlines(self) -> DataLoader:
+        return loaders.two_factor_deadlines()
+
+    @cached_property
     def account_views(self) -> DataLoader:
         async def load(ids: list[int]):
             views = await (await self.viewer()).views(list(ids))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Annotated, Optional
 
 import strawberry
 
@@ -13,6 +13,7 @@ from mandate.gql.permissions import MayRead
 from mandate.gql.users import UserNode
 from mandate.models import enforcement
 from mandate.models.errors import bad_input
+from mandate.models.grace import MAX_GRACE_PERIOD_HOURS
 
 
 MAX_PENDING_PAGE = 1000
@@ -64,12 +65,16 @@ class EnforcementMutations:
     # domain's operation checks the whole of rule 1 itself.)
     @strawberry.mutation(permission_classes=[MayRead])
     async def set_enforcement(
-        self, info: strawberry.Info, account_id: strawberry.ID, enforced: bool
+        self, info: strawberry.Info, account_id: strawberry.ID, enforced: bool,
+        grace_period_hours: Annotated[Optional[int], strawberry.argument(
+            description=f"Hours (0 to {MAX_GRACE_PERIOD_HOURS:,}) a user this switch binds may go on "
+            "without 2FA from their first login or request while bound; 0 (or null): enrol at the next login."
+        )] = 0,
     ) -> AccountNode:
         context = info.context
         view = await enforcement.set_enforcement(
             context.caller, await context.viewer(), pk_of(account_id, "Account", "accountId"), enforced,
-            context.client_address,
+            context.client_address, grace_period_hours or 0,
         )
         return AccountNode.of(view)
 

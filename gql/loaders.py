@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Hashable
 
 from strawberry.dataloader import DataLoader
 
+from mandate.models import grace
 from mandate.models.binding import users_bound_to_two_factor
 from mandate.models.reach import children_of, sites_of
 from mandate.models.users import users_by_id
@@ -27,6 +29,14 @@ def bound_to_two_factor() -> DataLoader:
     async def load(user_ids: list[int]) -> list[bool]:
         bound = await users_bound_to_two_factor(list(user_ids))
         return [user_id in bound for user_id in user_ids]
+
+    return DataLoader(load)
+
+
+def two_factor_deadlines() -> DataLoader:
+    async def load(user_ids: list[int]) -> list[datetime | None]:
+        standings = await grace.standings(list(user_ids))
+        return [standings[user_id].deadline if user_id in standings else None for user_id in user_ids]
 
     return DataLoader(load)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import strawberry
 
@@ -60,6 +61,14 @@ class UserNode(Node):
     )
     async def two_factor_required(self, info: strawberry.Info) -> bool:
         return await info.context.bound_to_two_factor.load(self.pk)
+
+    @strawberry.field(
+        permission_classes=[ReadsUserField],
+        description="While the user must use 2FA and has none: when their grace period ends (or ended); "
+        "null for everyone else, and for a bound user not yet seen.",
+    )
+    async def two_factor_deadline(self, info: strawberry.Info) -> Optional[datetime]:
+        return await info.context.two_factor_deadlines.load(self.pk)
 
     @strawberry.field(permission_classes=[ReadsUserField])
     async def recovery_codes_remaining(self) -> int:

@@ -1,11 +1,12 @@
 """Who is calling, resolved once per request, and what each kind of caller may do.
 
 A request's caller comes from its bearer token in one statement: the live session, its user, and
-whether the user is held to enrolment (bound to 2FA without it: rule 2, from their very next
-request); or, for a bearer token with the API tokens' prefix, the live API token and its owner (a
-second statement only to note its use, at most once a LAST_USED_GRANULARITY). Everything after
-(the GraphQL context, the permission classes, the domain's operations, the request log) reads that
-one typed `Caller`.
+whether the user is held to enrolment (bound to 2FA without it and out of grace: rule 2, from
+their very next request; the grace rule is models/grace.py's, and recording or forgetting a grace
+start is the one write a request may make here); or, for a bearer token with the API tokens'
+prefix, the live API token and its owner (a second statement only to note its use, at most once a
+LAST_USED_GRANULARITY). Everything after (the GraphQL context, the permission classes, the
+domain's operations, the request log) reads that one typed `Caller`.
 
 What a caller may do is data, one table (`RIGHTS`): for each kind, the acts it may perform and the
 error code of any other. Rule 2's list of `me` fields an enrolment-only caller reads is
@@ -20,7 +21,7 @@ from enum import Enum
 
 from tortoise.expressions import Q
 
-from mandate.models import clock
+from mandate.models import clock, grace
 from mandate.models.binding import bound_ctes
 from mandate.models.crypto import API_TOKEN_PREFIX, digest
 from mandate.models.errors import (
@@ -31,6 +32,7 @@ from mandate.models.errors import (
     UNAUTHENTICATED,
     MandateError,
 )
+from mandate.models.grace import SHORTEST_GRACE_SQL, Standing
 from mandate.models.sql import as_datetime, fetch
 from mandate.models.tables import ApiToken, ApiTokenScope, Session, SessionKind, TotpDevice, User
 
@@ -140,6 +142,7 @@ USER_FIELDS: dict[str, UserFieldReaders] = {
     "recovery_codes_remaining": UserFieldReaders.USER,
     "memberships": UserFieldReaders.USER,
     "api_tokens": UserFieldReaders.USER,
+    "two_factor_deadline": UserFieldReaders.USER_AND_MANAGERS,
 }
 _NOT_YOURS = {
     UserFieldReaders.USER_AND_MANAGERS: "Only the user and their managers may read that.",
@@ -210,9 +213,9 @@ def _statement() -> str:
                s.totp_pending_secret, u.email, u.name, u.password_hash, u.created_at AS user_created_at,
                d.id AS device_id, d.secret AS device_secret, d.last_step AS device_last_step,
                d.confirmed_at AS device_confirmed_at, d.created_at AS device_created_at,
-               CASE WHEN s.kind = '{SessionKind.FULL.value}' AND d.id IS NULL
-                    THEN EXISTS (SELECT 1 FROM bound_to_two_factor) ELSE FALSE END AS must_enrol
+               {SHORTEST_GRACE_SQL.format(user_id="s.user_id")} AS grace_hours, g.started_at AS grace_started_at
         FROM caller_session s JOIN users u ON u.id = s.user_id LEFT JOIN totp_devices d ON d.user_id = u.id
+        LEFT JOIN grace_periods g ON g.user_id = u.id
     """
 
 
@@ -220,10 +223,12 @@ _STATEMENT = _statement()
 
 
 def kind_of_session(session_kind: SessionKind, two_factor_passed: bool, two_factor_on: bool, must_enrol: bool) -> CallerKind:
-    """What a live session makes its caller, given its user's 2FA and whether they must enrol."""
+    """What a live session makes its caller, given its user's 2FA and whether they must enrol now:
+    any session of a user held to enrolment is enrolment-only, and an enrolment-only one whose
+    user no longer is (switched off, or in grace) has a full session's rights."""
     if session_kind is SessionKind.PASSWORD:
         return CallerKind.PASSWORD_ONLY
-    if session_kind is SessionKind.ENROLMENT or must_enrol:
+    if must_enrol:
         return CallerKind.ENROLMENT_ONLY
     if two_factor_passed and two_factor_on:
         return CallerKind.SECOND_FACTOR
@@ -257,7 +262,8 @@ async def resolve(authorization: str | None) -> Caller:
         return UNKNOWN
     if token.startswith(API_TOKEN_PREFIX):
         return await _api_token_caller(token)
-    rows = await fetch(_STATEMENT, [digest(token), clock.now()])
+    now = clock.now()
+    rows = await fetch(_STATEMENT, [digest(token), now])
     if not rows:
         return UNKNOWN
     row = rows[0]
@@ -268,7 +274,9 @@ async def resolve(authorization: str | None) -> Caller:
         created_at=as_datetime(row["created_at"]), expires_at=as_datetime(row["expires_at"]),
         client_address=row["client_address"], totp_pending_secret=row["totp_pending_secret"],
     )
-    kind = kind_of_session(session.kind, session.two_factor_passed, user.two_factor_enabled, bool(row["must_enrol"]))
+    standing = Standing.from_db(user.two_factor_enabled, row["grace_hours"], row["grace_started_at"])
+    standing = await grace.keep(user.id, standing, now)  # a write only when first seen held, or freed
+    kind = kind_of_session(session.kind, session.two_factor_passed, user.two_factor_enabled, standing.must_enrol(now))
     return Caller(kind, session, user)
 
 

@@ -8,7 +8,8 @@ from tortoise.transactions import in_transaction
 
 from mandate.models import audit, clock, totp
 from mandate.models.callers import Act, Caller
-from mandate.models.errors import FORBIDDEN, NOT_FOUND, MandateError
+from mandate.models.errors import FORBIDDEN, NOT_FOUND, MandateError, bad_input
+from mandate.models.grace import MAX_GRACE_PERIOD_HOURS
 from mandate.models.reach import AccountView, Viewer
 from mandate.models.sql import fetch
 from mandate.models.tables import TWO_FACTOR_ENABLED_SQL, Account, User
@@ -44,29 +45,35 @@ def require_manager(view: AccountView | None) -> None:
 
 
 async def set_enforcement(
-    caller: Caller, viewer: Viewer, account_id: int, enforced: bool, client_address: str | None
+    caller: Caller, viewer: Viewer, account_id: int, enforced: bool, client_address: str | None,
+    grace_period_hours: int = 0,
 ) -> AccountView:
-    """Switch this account's own enforcement: one row and one audit event, whatever the tree.
+    """Set this account's own switch and grace period: one row and one audit event, whatever the
+    tree; a call that changes neither writes nothing.
 
     Rule 1, whole: only a manager of the account (anyone else: FORBIDDEN, whatever their 2FA), and
     only from a login secured by a second factor (TWO_FACTOR_SETUP_REQUIRED)."""
+    if not 0 <= grace_period_hours <= MAX_GRACE_PERIOD_HOURS:
+        raise bad_input(f"gracePeriodHours is 0 to {MAX_GRACE_PERIOD_HOURS:,}.", "gracePeriodHours")
     caller.require(Act.READ)
     view = await viewer.view(account_id)
     require_manager(view)
     caller.require(Act.MANAGE)
+    change = dict(
+        enforced=enforced,
+        grace_period_hours=grace_period_hours,
+        enforcement_changed_at=clock.now(),
+        enforcement_changed_by_id=caller.user_id,
+    )
     async with in_transaction():
-        changed = await Account.filter(id=account_id).exclude(enforced=enforced).update(
-            enforced=enforced,
-            enforcement_changed_at=clock.now(),
-            enforcement_changed_by_id=caller.user_id,
-        )
-        if changed:
-            await audit.record(
-                audit.ENFORCEMENT_ON if enforced else audit.ENFORCEMENT_OFF,
-                actor_id=caller.user_id,
-                account_id=account_id,
-                client_address=client_address,
-            )
+        # Conditional updates decide what changed, so that racing calls audit what each did.
+        action = None
+        if await Account.filter(id=account_id).exclude(enforced=enforced).update(**change):
+            action = audit.ENFORCEMENT_ON if enforced else audit.ENFORCEMENT_OFF
+        elif await Account.filter(id=account_id).exclude(grace_period_hours=grace_period_hours).update(**change):
+            action = audit.GRACE_PERIOD_CHANGED
+        if action is not None:
+            await audit.record(action, actor_id=caller.user_id, account_id=account_id, client_address=client_address)
     return await viewer.view(account_id)
 
 

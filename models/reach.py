@@ -14,7 +14,7 @@ from mandate.models.errors import FORBIDDEN, MandateError
 from mandate.models.sql import as_datetime, fetch, in_list
 from mandate.models.tables import Membership, Role, Site, SiteMembership
 
-ACCOUNT_COLUMNS = "id, name, parent_id, enforced, enforcement_changed_at, enforcement_changed_by_id"
+ACCOUNT_COLUMNS = "id, name, parent_id, enforced, grace_period_hours, enforcement_changed_at, enforcement_changed_by_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,7 @@ class AccountRow:
     name: str
     parent_id: int | None
     enforced: bool
+    grace_period_hours: int
     changed_at: datetime | None
     changed_by_id: int | None
 
@@ -33,6 +34,7 @@ class AccountRow:
             name=row["name"],
             parent_id=row["parent_id"],
             enforced=bool(row["enforced"]),
+            grace_period_hours=int(row["grace_period_hours"]),
             changed_at=as_datetime(row["enforcement_changed_at"]),
             changed_by_id=row["enforcement_changed_by_id"],
         )

@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from mandate.config import get_settings
-from mandate.models import api_tokens, clock, throttle
-from mandate.models.binding import must_use_two_factor
+from mandate.models import api_tokens, clock, grace, throttle
 from mandate.models.callers import RIGHTS, Act, Caller, LoginStatus, kind_of_session
 from mandate.models.crypto import digest, new_token, verify_password
 from mandate.models.errors import INVALID_CREDENTIALS, MandateError, bad_input
@@ -34,7 +33,8 @@ class IssuedToken:
     def caller(self) -> Caller:
         """Who the new token makes its bearer, without asking the database again: whether its user
         must enrol was decided when its kind was chosen."""
-        kind = kind_of_session(self.session.kind, self.session.two_factor_passed, self.user.two_factor_enabled, False)
+        must_enrol = self.session.kind is SessionKind.ENROLMENT
+        kind = kind_of_session(self.session.kind, self.session.two_factor_passed, self.user.two_factor_enabled, must_enrol)
         return Caller(kind, self.session, self.user)
 
     @property
@@ -115,13 +115,16 @@ async def login(email: str, password: str, client_address: str | None) -> Issued
             raise attempt.refused(MandateError(INVALID_CREDENTIALS), *more)
     assert user is not None
 
+    return await issue(user, await _kind_after_password(user), two_factor_passed=False, client_address=client_address)
+
+
+async def _kind_after_password(user: User) -> SessionKind:
     if user.two_factor_enabled:
-        kind = SessionKind.PASSWORD
-    elif await must_use_two_factor(user.id):
-        kind = SessionKind.ENROLMENT
-    else:
-        kind = SessionKind.FULL
-    return await issue(user, kind, two_factor_passed=False, client_address=client_address)
+        return SessionKind.PASSWORD
+    now = clock.now()
+    if (await grace.login_standing(user.id, now)).must_enrol(now):
+        return SessionKind.ENROLMENT  # rule 2: bound without 2FA, and out of grace (or given none)
+    return SessionKind.FULL
 
 
 async def upgrade_after_second_factor(session: Session, client_address: str | None) -> IssuedToken:

@@ -61,6 +61,8 @@ class Account(Model):
         "models.Account", related_name="children", null=True, on_delete=fields.RESTRICT, db_index=True
     )
     enforced = fields.BooleanField(default=False, db_index=True)
+    # Hours a user this switch binds may go on without 2FA from when first seen bound (0: none).
+    grace_period_hours = fields.IntField(default=0)
     enforcement_changed_at = fields.DatetimeField(null=True)
     enforcement_changed_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
@@ -148,6 +150,21 @@ class ApiToken(Model):
 
     class Meta:
         table = "api_tokens"
+
+
+class GracePeriod(Model):
+    """When a user was first seen bound to 2FA without it: their grace runs from here (its rule:
+    models/grace.py). Only that user's own requests write the row; it goes when they enrol or are
+    seen unbound."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "models.User", related_name="grace_period", on_delete=fields.CASCADE
+    )
+    started_at = fields.DatetimeField()
+
+    class Meta:
+        table = "grace_periods"
 
 
 class RecoveryCode(Model):

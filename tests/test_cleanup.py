@@ -7,7 +7,6 @@ import asyncio
 import logging
 from datetime import timedelta
 
-import pytest
 
 from mandate.gql.app import create_app
 from mandate.config import reload_settings

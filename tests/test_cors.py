@@ -19,7 +19,7 @@ from mandate.config import InvalidSetting, reload_settings
 from mandate.gql.app import create_app
 from mandate.models import callers
 from mandate.models.availability import DatabaseUnavailable
-from tests.support.api import Api, client_with_settings
+from tests.support.api import client_with_settings
 from tests.support.browsers import chromium, loopback_socket, needs_chromium, origin_of, served
 from tests.support.servers import assert_refused, free_port
 from tests.support.worlds import CLINIC, GROUP_MANAGER, MANAGER, tree

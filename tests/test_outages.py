@@ -38,7 +38,6 @@ from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 
 from mandate.gql import observability
 from mandate.models import callers
-from mandate.gql.app import create_app
 from mandate.models.tables import Session
 from tests.support.api import Api, CLIENT_ADDRESS, client_with_settings
 from tests.support.databases import BACKENDS, backend_of, on_server

@@ -47,6 +47,7 @@ OUTSIDERS = {NONE, REVOKED, PASSWORD_ONLY, ENROLMENT_ONLY, OTHER_MEMBER, OTHER_M
 
 OK = "data"   # no error, and a value at the field
 NULL = "null"  # no error, and null (`me` without a token)
+ANSWERED = "answered"  # no error, a value or null (a nullable field that is null for these callers)
 
 
 def full_session(others: dict[str, str]) -> dict[str, str]:
@@ -103,6 +104,12 @@ RULES: dict[str, dict[str, str]] = {
         (MEMBER, OTHER_MEMBER, OTHER_MANAGER, MANAGER), "BAD_USER_INPUT")),
 }
 
+# The same rules for a nullable field (twoFactorDeadline: null for the world's users, none in grace).
+RULES.update({
+    f"{name} (nullable)": {caller: ANSWERED if outcome == OK else outcome for caller, outcome in RULES[name].items()}
+    for name in ("me, full session", "the manager's 2FA state or own fields", "tree, managers only")
+})
+
 # API tokens act as their owner, the tree's manager: every query as the manager reads it; of the
 # mutations only these (API.md), every other one FORBIDDEN, whatever it is, a new one included.
 TOKEN_RULES: dict[str, dict[str, str]] = {
@@ -142,11 +149,14 @@ FIELDS: dict[tuple[str, str], str] = {
     ("Account", "twoFactorCompliance"): "managers",
     ("Account", "auditEvents"): "managers",
     **{("Site", f): "tree" for f in ("id", "name", "account")},
-    **{("Enforcement", f): "tree" for f in ("enforced", "enforcedHere", "source", "changedAt", "changedBy")},
+    **{("Enforcement", f): "tree" for f in (
+        "enforced", "enforcedHere", "source", "changedAt", "changedBy", "gracePeriodHours")},
     **{("Compliance", f): "managers" for f in ("totalUsers", "enrolledUsers", "pendingUsers")},
     **{("User", f): "identity" for f in ("id", "email", "name")},
     ("User", "twoFactorEnabled"): "2FA state",
     ("User", "twoFactorRequired"): "2FA state",
+    # The user and their managers, but not among rule 2's five fields: not to an enrolment-only token.
+    ("User", "twoFactorDeadline"): "2FA state, full session",
     ("User", "recoveryCodesRemaining"): "own",
     ("User", "memberships"): "own",
     ("User", "apiTokens"): "own",
@@ -177,14 +187,17 @@ ROUTES = [
     Route("Compliance", "account(id).twoFactorCompliance", ON_NORTH % "twoFactorCompliance { %s }",
           lambda w: {"id": w.ids["north"]}, ("account", "twoFactorCompliance"), TREE_RULES),
     Route("User", "me", "{ me { %s } }", lambda w: {}, ("me",),
-          {"identity": "me", "2FA state": "me", "own": "me, full session"}),
+          {"identity": "me", "2FA state": "me", "2FA state, full session": "me, full session (nullable)",
+           "own": "me, full session"}),
     Route("User", "changedBy (the tree's manager)", ON_NORTH % "twoFactorEnforcement { changedBy { %s } }",
           lambda w: {"id": w.ids["north"]}, ("account", "twoFactorEnforcement", "changedBy"),
           {"identity": "tree", "2FA state": "the manager's 2FA state or own fields",
+           "2FA state, full session": "the manager's 2FA state or own fields (nullable)",
            "own": "the manager's 2FA state or own fields"}),
     Route("User", "pendingUsers (a member)", ON_NORTH % "twoFactorCompliance { pendingUsers { %s } }",
           lambda w: {"id": w.ids["north"]}, ("account", "twoFactorCompliance", "pendingUsers"),
-          {"identity": "tree, managers only", "2FA state": "tree, managers only", "own": "a member's own fields"}),
+          {"identity": "tree, managers only", "2FA state": "tree, managers only",
+           "2FA state, full session": "tree, managers only (nullable)", "own": "a member's own fields"}),
 ]
 
 # --- The world: two trees and a caller of each kind (tests/support/callers.py) --------------
@@ -298,6 +311,9 @@ def mismatch(result: Result, expected: str, path: tuple[str, ...], world: World,
     elif expected == NULL:
         if result.errors or values != [None]:
             return f"expected null, got {result.body}"
+    elif expected == ANSWERED:
+        if result.errors or not values:
+            return f"expected an answer, got {result.body}"
     elif set(result.codes) != {expected}:
         return f"expected {expected}, got {result.codes or result.data}"
     elif any(leaf is not None for leaf in leaves(result.data)):

@@ -134,3 +134,50 @@ async def test_a_login_and_its_second_factor_write_the_device_row_never_users(ap
     assert "users" not in written and written.count("totp_devices") == 1, written  # the step, consumed
     # login (8) and its second step (7): every statement, transactions' included
     assert len(statements) == 15
+
+
+GRACE = "mutation($a: ID!, $h: Int) { setEnforcement(accountId: $a, enforced: true, gracePeriodHours: $h) { id } }"
+
+
+async def grace_world(api, seed, members: int) -> tuple[str, str]:
+    """Group, managed by grace@example.org (enrolled), with `members` members; enforcement on
+    with a day's grace. The manager's session and the group's id."""
+    emails = [f"member{n}@example.org" for n in range(members)]
+    await seed({"users": [{"email": "grace@example.org"}] + [{"email": e} for e in emails],
+                "accounts": [{"name": "Group", "managers": ["grace@example.org"], "members": emails}]})
+    manager = (await api.enrol((await api.login_token("grace@example.org"))[1])).token
+    group = await api.account_id(manager, "Group")
+    assert not (await api.gql(GRACE, {"a": group, "h": 24}, token=manager)).errors
+    return manager, group
+
+
+async def test_a_user_in_grace_costs_the_callers_one_statement_and_a_write_when_first_seen_or_freed(api, seed, statements):
+    manager, group = await grace_world(api, seed, 1)
+    status, token = await api.login_token("member0@example.org")  # the login records the start
+    assert status == "AUTHENTICATED"
+    assert await cost(api, statements, "{ me { id } }", token) == 1
+    assert await cost(api, statements, "{ me { id } }", token) == 1
+    # Switched off: the first request seen unbound forgets the start (a DELETE), then one again.
+    off = "mutation($a: ID!) { setEnforcement(accountId: $a, enforced: false) { id } }"
+    assert not (await api.gql(off, {"a": group}, token=manager)).errors
+    assert await cost(api, statements, "{ me { id } }", token) == 2
+    assert await cost(api, statements, "{ me { id } }", token) == 1
+    # Switched on again: an open session's first request records a new start (an INSERT).
+    assert not (await api.gql(GRACE, {"a": group, "h": 24}, token=manager)).errors
+    assert await cost(api, statements, "{ me { id } }", token) == 2
+    assert await cost(api, statements, "{ me { id } }", token) == 1
+
+
+@pytest.mark.parametrize("members", [2, 40])
+async def test_pending_users_deadlines_cost_one_statement_whatever_their_number(api, seed, statements, members):
+    manager, group = await grace_world(api, seed, members)
+    for n in range(0, members, 2):  # half of them seen, in grace
+        assert (await api.login_token(f"member{n}@example.org"))[0] == "AUTHENTICATED"
+    query = ("query($id: ID!) { account(id: $id) { twoFactorCompliance { pendingUsers { email twoFactorDeadline } } } }")
+    statements.clear()
+    r = await api.gql(query, {"id": group}, token=manager)
+    assert not r.errors, r.body
+    deadlines = [u["twoFactorDeadline"] for u in r.data["account"]["twoFactorCompliance"]["pendingUsers"]]
+    assert len(deadlines) == members and sum(d is not None for d in deadlines) == members // 2
+    # the caller + roles and sites (2) + the account's ancestors + the pending users + their deadlines
+    assert len(statements) == 6, statements

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mandate.models.tables import AuditEvent, Session, Throttle, User
+from mandate.models.tables import AuditEvent, Session, Throttle
 from tests.support.api import Api
 
 NUL = "ann\u0000@example.org"

@@ -13,7 +13,6 @@ import pytest
 from graphql import get_introspection_query
 
 from mandate.gql import limits, loaders
-from mandate.gql.accounts import AccountNode
 from mandate.config import reload_settings
 from tests.support.api import Api
 from tests.support.documents import TREE

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tortoise import Tortoise
 
 TABLES = [
-    "audit_events", "throttles", "api_tokens", "recovery_codes", "totp_devices", "sessions", "site_memberships",
+    "audit_events", "throttles", "api_tokens", "recovery_codes", "grace_periods", "totp_devices", "sessions", "site_memberships",
     "memberships", "sites", "accounts", "users",
 ]
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("MANDATE_TEST_POSTGRES_URL") else [])

@@ -44,3 +44,23 @@ async def must_use_two_factor(api: Api, token: str) -> bool:
     r = await api.gql("{ me { twoFactorRequired } }", token=token)
     assert not r.errors, r.body
     return r.data["me"]["twoFactorRequired"]
+
+
+GRACE = """
+mutation($a: ID!, $on: Boolean!, $hours: Int) {
+  setEnforcement(accountId: $a, enforced: $on, gracePeriodHours: $hours) {
+    twoFactorEnforcement { enforced enforcedHere gracePeriodHours changedAt changedBy { email } }
+  }
+}"""
+
+
+async def set_grace(api: Api, token: str, account_id: str, on: bool, hours: int | None) -> Result:
+    """setEnforcement with a grace period (None: the argument sent as null)."""
+    return await api.gql(GRACE, {"a": account_id, "on": on, "hours": hours}, token=token)
+
+
+async def enforce_with_grace(api: Api, token: str, account_id: str, hours: int, on: bool = True) -> dict:
+    """Switches enforcement with a grace period, which must succeed; the account's enforcement."""
+    r = await set_grace(api, token, account_id, on, hours)
+    assert not r.errors, r.body
+    return r.data["setEnforcement"]["twoFactorEnforcement"]
