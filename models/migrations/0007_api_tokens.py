@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0005_totp_devices")]
+    dependencies = [("models", "0006_grace_periods")]
 
     operations = [
         ops.CreateModel(
