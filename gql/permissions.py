@@ -49,6 +49,8 @@ MayVerifySecondFactor = allows(Act.VERIFY_SECOND_FACTOR)
 MayLogOut = allows(Act.LOG_OUT)
 MayChangeOwnSecurity = allows(Act.CHANGE_OWN_SECURITY)
 MayManage = allows(Act.MANAGE)
+MayChangePassword = allows(Act.CHANGE_PASSWORD)
+MayEndOwnSessions = allows(Act.END_OWN_SESSIONS)
 
 
 class ReadsUserField(Guard):

@@ -15,6 +15,7 @@ RECOVERY_CODE_USED = "RECOVERY_CODE_USED"
 RECOVERY_CODES_REGENERATED = "RECOVERY_CODES_REGENERATED"
 SECOND_FACTOR_FAILED = "SECOND_FACTOR_FAILED"
 SECOND_FACTOR_THROTTLED = "SECOND_FACTOR_THROTTLED"
+PASSWORD_CHANGED = "PASSWORD_CHANGED"  # by the user themself (changePassword)
 # The operator's command line and `mandate import` (models/user_admin.py, account_admin.py,
 # memberships.py, key_rotation.py, credentials.py), with no actor: the system.
 USER_CREATED = "USER_CREATED"

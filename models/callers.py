@@ -57,6 +57,9 @@ class Act(Enum):
     ENROL = "set up TOTP"
     LOG_OUT = "end one's own session"
     CHANGE_OWN_SECURITY = "change one's own 2FA"
+    # Sessions only (never an API token): they prove the password, or answer for it.
+    CHANGE_PASSWORD = "change one's own password, giving the current one"
+    END_OWN_SESSIONS = "end any of one's own sessions (`revokeSession`)"
     MANAGE = "act on others' security: switch enforcement, reset a member's 2FA (rule 1)"
 
 
@@ -68,7 +71,10 @@ class Rights:
     refusals: dict[Act, tuple[str, str | None]] = field(default_factory=dict)  # (code, message) where it differs
 
 
-_OWN_SETTINGS = {Act.ME, Act.OWN_IDENTITY, Act.READ, Act.ENROL, Act.LOG_OUT, Act.CHANGE_OWN_SECURITY}
+_OWN_SETTINGS = {
+    Act.ME, Act.OWN_IDENTITY, Act.READ, Act.ENROL, Act.LOG_OUT, Act.CHANGE_OWN_SECURITY, Act.CHANGE_PASSWORD,
+    Act.END_OWN_SESSIONS,
+}
 _ALREADY_PASSED = (FORBIDDEN, "This session has already passed its second factor.")
 
 RIGHTS: dict[CallerKind, Rights] = {
@@ -114,6 +120,7 @@ USER_FIELDS: dict[str, UserFieldReaders] = {
     "two_factor_required": UserFieldReaders.USER_AND_MANAGERS,
     "recovery_codes_remaining": UserFieldReaders.USER,
     "memberships": UserFieldReaders.USER,
+    "sessions": UserFieldReaders.USER,
 }
 _NOT_YOURS = {
     UserFieldReaders.USER_AND_MANAGERS: "Only the user and their managers may read that.",
@@ -175,12 +182,13 @@ def _statement() -> str:
     return f"""
         WITH RECURSIVE
         caller_session AS (
-            SELECT id, user_id, kind, two_factor_passed, created_at, expires_at, client_address, totp_pending_secret
+            SELECT id, user_id, kind, two_factor_passed, created_at, expires_at, client_address, user_agent,
+                   totp_pending_secret
             FROM sessions WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
         ),
         {ctes}
         SELECT s.id, s.user_id, s.kind, s.two_factor_passed, s.created_at, s.expires_at, s.client_address,
-               s.totp_pending_secret, u.email, u.name, u.password_hash, u.created_at AS user_created_at,
+               s.user_agent, s.totp_pending_secret, u.email, u.name, u.password_hash, u.created_at AS user_created_at,
                d.id AS device_id, d.secret AS device_secret, d.last_step AS device_last_step,
                d.confirmed_at AS device_confirmed_at, d.created_at AS device_created_at,
                CASE WHEN s.kind = '{SessionKind.FULL.value}' AND d.id IS NULL
@@ -232,7 +240,8 @@ async def resolve(authorization: str | None) -> Caller:
         _saved_in_db=True,
         id=row["id"], user=user, kind=SessionKind(row["kind"]), two_factor_passed=bool(row["two_factor_passed"]),
         created_at=as_datetime(row["created_at"]), expires_at=as_datetime(row["expires_at"]),
-        client_address=row["client_address"], totp_pending_secret=row["totp_pending_secret"],
+        client_address=row["client_address"], user_agent=row["user_agent"],
+        totp_pending_secret=row["totp_pending_secret"],
     )
     kind = kind_of_session(session.kind, session.two_factor_passed, user.two_factor_enabled, bool(row["must_enrol"]))
     return Caller(kind, session, user)

@@ -120,3 +120,13 @@ async def test_a_login_and_its_second_factor_write_the_device_row_never_users(ap
     assert "users" not in written and written.count("totp_devices") == 1, written  # the step, consumed
     # login (8) and its second step (7): every statement, transactions' included
     assert len(statements) == 15
+
+
+async def test_the_sessions_list_costs_one_statement_whatever_the_number_of_sessions(api, seed, statements):
+    await seed(organisation(1, 1))
+    _, token = await api.login_token("grace@example.org")
+    query = "{ me { sessions { id status current userAgent } } }"
+    assert await cost(api, statements, query, token) == 2  # the caller + the user's live sessions
+    for _ in range(9):
+        await api.login_token("grace@example.org")
+    assert await cost(api, statements, query, token) == 2
