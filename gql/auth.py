@@ -8,15 +8,10 @@ from typing import Optional
 import strawberry
 
 from mandate.gql.permissions import MayLogIn, MayLogOut, MayVerifySecondFactor
+from mandate.gql.sessions import LoginStatus
 from mandate.gql.users import UserNode
-from mandate.models import callers, sessions, totp
+from mandate.models import sessions, totp
 from mandate.models.callers import Act, CallerKind
-
-LoginStatus = strawberry.enum(
-    callers.LoginStatus,
-    name="LoginStatus",
-    description="What the token of a login may do.",
-)
 
 
 @strawberry.type
@@ -51,7 +46,7 @@ class AuthQueries:
 class AuthMutations:
     @strawberry.mutation(permission_classes=[MayLogIn])
     async def login(self, info: strawberry.Info, email: str, password: str) -> LoginPayload:
-        issued = await sessions.login(email, password, info.context.client_address)
+        issued = await sessions.login(email, password, info.context.client_address, info.context.user_agent)
         info.context.become(issued)  # the payload's user is read as that session
         return LoginPayload.of(issued)
 

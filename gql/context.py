@@ -22,6 +22,7 @@ class Context:
         self.request = request
         self.authorization = request.headers.get("authorization")
         self.client_address = request.client.host if request.client else None
+        self.user_agent = request.headers.get("user-agent")  # a note on the sessions a login opens
         self.work = Work(get_settings().max_result_objects)
         self._viewer: Viewer | None = None
         self.caller = caller

@@ -10,7 +10,7 @@ import strawberry
 
 from mandate.models.errors import bad_input
 
-TYPES = ("Account", "Site", "User", "ApiToken")
+TYPES = ("Account", "Site", "User", "ApiToken", "Session")
 
 
 @lru_cache(maxsize=65536)  # a tree names the same few thousand objects request after request

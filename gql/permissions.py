@@ -52,6 +52,8 @@ MayManage = allows(Act.MANAGE)
 MayCreateApiToken = allows(Act.CREATE_API_TOKEN)
 MayRevokeApiToken = allows(Act.REVOKE_API_TOKEN)
 MayLogIn = allows(Act.LOG_IN)
+MayChangePassword = allows(Act.CHANGE_PASSWORD)
+MayEndOwnSessions = allows(Act.END_OWN_SESSIONS)
 
 
 class ReadsUserField(Guard):

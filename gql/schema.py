@@ -25,6 +25,7 @@ from mandate.gql.limits import (
     count_objects,
 )
 from mandate.gql.storable_text import StorableText
+from mandate.gql.sessions import SessionMutations
 from mandate.gql.totp import TotpMutations
 from mandate.gql.users import UserNode
 from mandate.gql.validation import OneAttemptPerDocument
@@ -33,7 +34,9 @@ from mandate.models.availability import is_outage
 log = logging.getLogger("mandate.graphql")
 
 Query = merge_types("Query", (AuthQueries, AccountQueries))
-Mutation = merge_types("Mutation", (AuthMutations, TotpMutations, EnforcementMutations, ApiTokenMutations))
+Mutation = merge_types(
+    "Mutation", (AuthMutations, TotpMutations, EnforcementMutations, ApiTokenMutations, SessionMutations)
+)
 
 
 class MandateSchema(strawberry.Schema):

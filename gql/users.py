@@ -11,6 +11,7 @@ from mandate.gql.api_tokens import ApiTokenNode
 from mandate.gql.ids import to_global_id
 from mandate.gql.node import Node
 from mandate.gql.permissions import ReadsUserField
+from mandate.models.sessions import live_sessions
 from mandate.models.tables import Role as RoleModel
 from mandate.models.tables import User
 from mandate.models import api_tokens
@@ -18,6 +19,7 @@ from mandate.models.totp import recovery_codes_remaining
 
 if TYPE_CHECKING:
     from mandate.gql.accounts import AccountNode
+    from mandate.gql.sessions import SessionNode
 
 Role = strawberry.enum(RoleModel, name="Role")
 
@@ -73,6 +75,16 @@ class UserNode(Node):
     @strawberry.field(permission_classes=[ReadsUserField])
     async def recovery_codes_remaining(self) -> int:
         return await recovery_codes_remaining(self.pk)
+
+    @strawberry.field(
+        permission_classes=[ReadsUserField],
+        description="Every live session of the user, whatever its status, newest first.",
+    )
+    async def sessions(self, info: strawberry.Info) -> list[Annotated["SessionNode", strawberry.lazy("mandate.gql.sessions")]]:
+        from mandate.gql.sessions import SessionNode
+
+        # The guard let only the user themself this far: their sessions are the caller's.
+        return [SessionNode.of(live) for live in await live_sessions(info.context.caller)]
 
     @strawberry.field(permission_classes=[ReadsUserField])
     async def memberships(self, info: strawberry.Info) -> list[MembershipNode]:

@@ -20,6 +20,7 @@ SECOND_FACTOR_FAILED = "SECOND_FACTOR_FAILED"
 SECOND_FACTOR_THROTTLED = "SECOND_FACTOR_THROTTLED"
 API_TOKEN_CREATED = "API_TOKEN_CREATED"
 API_TOKEN_REVOKED = "API_TOKEN_REVOKED"  # by the user (revokeApiToken, or the token's own logout)
+PASSWORD_CHANGED = "PASSWORD_CHANGED"  # by the user themself (changePassword)
 # The operator's command line and `mandate import` (models/user_admin.py, account_admin.py,
 # memberships.py, key_rotation.py, credentials.py), with no actor: the system.
 USER_CREATED = "USER_CREATED"

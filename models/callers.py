@@ -70,6 +70,9 @@ class Act(Enum):
     ENROL = "set up TOTP"
     LOG_OUT = "end one's own session"
     CHANGE_OWN_SECURITY = "change one's own 2FA"
+    # Sessions only (never an API token): they prove the password, or answer for it.
+    CHANGE_PASSWORD = "change one's own password, giving the current one"
+    END_OWN_SESSIONS = "end any of one's own sessions (`revokeSession`)"
     MANAGE = "act on others' security: switch enforcement, reset a member's 2FA (rule 1)"
     CREATE_API_TOKEN = "issue an API token (a session that passed its second factor only)"
     REVOKE_API_TOKEN = "revoke one of one's own API tokens"
@@ -85,7 +88,7 @@ class Rights:
 
 _OWN_SETTINGS = {
     Act.LOG_IN, Act.ME, Act.OWN_IDENTITY, Act.READ, Act.ENROL, Act.LOG_OUT, Act.CHANGE_OWN_SECURITY,
-    Act.REVOKE_API_TOKEN,
+    Act.CHANGE_PASSWORD, Act.END_OWN_SESSIONS, Act.REVOKE_API_TOKEN,
 }
 _ALREADY_PASSED = (FORBIDDEN, "This session has already passed its second factor.")
 # An API token reads as its owner and may end itself or its owner's other tokens; MANAGE adds
@@ -143,6 +146,7 @@ USER_FIELDS: dict[str, UserFieldReaders] = {
     "memberships": UserFieldReaders.USER,
     "api_tokens": UserFieldReaders.USER,
     "two_factor_deadline": UserFieldReaders.USER_AND_MANAGERS,
+    "sessions": UserFieldReaders.USER,
 }
 _NOT_YOURS = {
     UserFieldReaders.USER_AND_MANAGERS: "Only the user and their managers may read that.",
@@ -205,12 +209,13 @@ def _statement() -> str:
     return f"""
         WITH RECURSIVE
         caller_session AS (
-            SELECT id, user_id, kind, two_factor_passed, created_at, expires_at, client_address, totp_pending_secret
+            SELECT id, user_id, kind, two_factor_passed, created_at, expires_at, client_address, user_agent,
+                   totp_pending_secret
             FROM sessions WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?
         ),
         {ctes}
         SELECT s.id, s.user_id, s.kind, s.two_factor_passed, s.created_at, s.expires_at, s.client_address,
-               s.totp_pending_secret, u.email, u.name, u.password_hash, u.created_at AS user_created_at,
+               s.user_agent, s.totp_pending_secret, u.email, u.name, u.password_hash, u.created_at AS user_created_at,
                d.id AS device_id, d.secret AS device_secret, d.last_step AS device_last_step,
                d.confirmed_at AS device_confirmed_at, d.created_at AS device_created_at,
                {SHORTEST_GRACE_SQL.format(user_id="s.user_id")} AS grace_hours, g.started_at AS grace_started_at
@@ -272,7 +277,8 @@ async def resolve(authorization: str | None) -> Caller:
         _saved_in_db=True,
         id=row["id"], user=user, kind=SessionKind(row["kind"]), two_factor_passed=bool(row["two_factor_passed"]),
         created_at=as_datetime(row["created_at"]), expires_at=as_datetime(row["expires_at"]),
-        client_address=row["client_address"], totp_pending_secret=row["totp_pending_secret"],
+        client_address=row["client_address"], user_agent=row["user_agent"],
+        totp_pending_secret=row["totp_pending_secret"],
     )
     standing = Standing.from_db(user.two_factor_enabled, row["grace_hours"], row["grace_started_at"])
     standing = await grace.keep(user.id, standing, now)  # a write only when first seen held, or freed

@@ -1,14 +1,22 @@
-"""What a new password ends: whoever sets it, the sessions opened under the old one, and every API token.
+"""Passwords changing hands: the user's own change, the operator's, and what a new password ends.
 
-One function for every path that sets or removes a password (the operator's import and
-commands now; the user's own change hooks in here too), so none of them can
+`end_what_a_password_change_ends` is the one function every path that sets or removes a password
+calls (the user's `changePassword`, the operator's import and commands), so none of them can
 forget a kind of credential.
 """
 
 from __future__ import annotations
 
+import asyncio
+
+from tortoise.transactions import in_transaction
+
 from mandate.models import api_tokens, audit, clock, sessions
+from mandate.models.callers import Act, Caller
+from mandate.models.crypto import hash_password
+from mandate.models.errors import INVALID_CREDENTIALS, MandateError
 from mandate.models.tables import Session, User
+from mandate.models.users import check_new_password
 
 
 async def end_what_a_password_change_ends(user_id: int, *, except_session_id: int | None = None) -> int:
@@ -21,6 +29,24 @@ async def end_what_a_password_change_ends(user_id: int, *, except_session_id: in
     await sessions.end_all(user_id, except_session_id=except_session_id)
     await api_tokens.revoke_all(user_id)
     return ended
+
+
+async def change_password(caller: Caller, current_password: str, new_password: str, client_address: str | None) -> None:
+    """The caller's own password: the current one is checked first, as a login's (the same
+    throttles: wrong, it is INVALID_CREDENTIALS and counts as a failed login); then the new one
+    must pass the password rule (BAD_USER_INPUT). Every other session of the user ends, this one
+    stays; audited as PASSWORD_CHANGED."""
+    caller.require(Act.CHANGE_PASSWORD)
+    user = caller.user
+    checked = await sessions.password_checked(user.email, current_password, client_address, "currentPassword")
+    check_new_password(new_password, user.email, "newPassword")
+    new_hash = await asyncio.to_thread(hash_password, new_password)  # argon2 releases the GIL
+    async with in_transaction():
+        # Against the hash just checked: of two changes at once, the second finds it gone.
+        if not await User.filter(id=user.id, password_hash=checked.password_hash).update(password_hash=new_hash):
+            raise MandateError(INVALID_CREDENTIALS)
+        await end_what_a_password_change_ends(user.id, except_session_id=caller.session.id)
+        await audit.record(audit.PASSWORD_CHANGED, actor_id=user.id, subject_id=user.id, client_address=client_address)
 
 
 async def set_password_by_operator(user_id: int, password_hash: str) -> int:

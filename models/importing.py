@@ -25,7 +25,7 @@ from mandate.models.memberships import add_member, add_site_member
 from mandate.models.tables import Role, Site, User
 from mandate.models.text import refuse_unstorable, strings_in
 from mandate.models.user_admin import create_user
-from mandate.models.users import MIN_PASSWORD_LENGTH, Lookalikes, check_name, check_password, known_emails, normalise_email
+from mandate.models.users import Lookalikes, check_name, check_password_fits, known_emails, normalise_email, password_weakness
 
 # The keys of API.md's format, at each level: anything else is a mistake (a misspelt "acounts"
 # would otherwise import nothing and succeed).
@@ -119,10 +119,11 @@ async def _merge_user(entry: Any, where: str, summary: ImportSummary) -> None:
     if name is not None:
         name = _checked(where, check_name, name)
     if password is not None:
-        # An operator's file may set a short password (API.md's example does): warned, not refused.
-        _checked(where, lambda p: check_password(p, min_length=1), password)
-        if len(password) < MIN_PASSWORD_LENGTH:
-            summary.warnings.append(f"{email}: a password under {MIN_PASSWORD_LENGTH} characters is weak")
+        # An operator's file may set a weak password (API.md's example sets "..."): the password
+        # rule warns, it does not refuse; one that cannot be stored, or is too long, is refused.
+        _checked(where, check_password_fits, password)
+        if (weakness := password_weakness(password, email)) is not None:
+            summary.warnings.append(f"{email}: a weak password: {weakness}")
     user = await User.get_or_none(email=email)
     if user is None:
         user = await _create_user(email, name, password, where, summary)
@@ -141,7 +142,7 @@ async def _create_user(email: str, name: str | None, password: str | None, where
         summary.lookalikes = await known_emails()
     user = await _checked_async(where, create_user(
         email, name if name is not None else email.split("@")[0], password,
-        min_password_length=1, lookalikes=summary.lookalikes,
+        weak_password_allowed=True, lookalikes=summary.lookalikes,
     ))
     summary.users_created += 1
     return user

@@ -18,8 +18,9 @@ from mandate.config import get_settings
 from mandate.models import api_tokens, clock, grace, throttle
 from mandate.models.callers import RIGHTS, Act, Caller, LoginStatus, kind_of_session
 from mandate.models.crypto import digest, new_token, verify_password
-from mandate.models.errors import INVALID_CREDENTIALS, MandateError, bad_input
-from mandate.models.tables import Session, SessionKind, User
+from mandate.models.errors import INVALID_CREDENTIALS, NOT_FOUND, MandateError, bad_input
+from mandate.models.tables import USER_AGENT_LENGTH, Session, SessionKind, User
+from mandate.models.text import made_storable
 from mandate.models.users import MAX_PASSWORD_LENGTH, normalise_email
 
 
@@ -54,8 +55,10 @@ def _lifetime(kind: SessionKind) -> timedelta:
 
 
 async def issue(
-    user: User, kind: SessionKind, *, two_factor_passed: bool, client_address: str | None
+    user: User, kind: SessionKind, *, two_factor_passed: bool, client_address: str | None,
+    user_agent: str | None = None,
 ) -> IssuedToken:
+    """A new session. `user_agent`: the login's User-Agent, kept as a note (cut, made storable)."""
     token = new_token()
     now = clock.now()
     session = await Session.create(
@@ -66,6 +69,7 @@ async def issue(
         created_at=now,
         expires_at=now + _lifetime(kind),
         client_address=client_address,
+        user_agent=made_storable(user_agent, USER_AGENT_LENGTH) if user_agent else None,
     )
     return IssuedToken(token, session, user)
 
@@ -91,10 +95,14 @@ async def end_all(user_id: int, *, except_session_id: int | None = None) -> None
     await query.update(revoked_at=clock.now())
 
 
-async def login(email: str, password: str, client_address: str | None) -> IssuedToken:
+async def password_checked(
+    email: str, password: str, client_address: str | None, argument: str = "password"
+) -> User:
+    """The user whose email and password these are (with their device), else INVALID_CREDENTIALS:
+    the one check of a password, under the login throttles, for `login` and `changePassword`."""
     email = normalise_email(email)
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise bad_input("That password is too long.", "password")
+        raise bad_input("That password is too long.", argument)
     # One person's keys are claimed before the password is checked, so that parallel guesses
     # cannot outrun them; the address, which everyone behind it shares, is only looked at.
     address = throttle.address_key(client_address) if client_address else None
@@ -114,8 +122,15 @@ async def login(email: str, password: str, client_address: str | None) -> Issued
                 more.append((throttle.PASSWORD_PER_ADDRESS, failures))
             raise attempt.refused(MandateError(INVALID_CREDENTIALS), *more)
     assert user is not None
+    return user
 
-    return await issue(user, await _kind_after_password(user), two_factor_passed=False, client_address=client_address)
+
+async def login(email: str, password: str, client_address: str | None, user_agent: str | None = None) -> IssuedToken:
+    user = await password_checked(email, password, client_address)
+    return await issue(
+        user, await _kind_after_password(user), two_factor_passed=False, client_address=client_address,
+        user_agent=user_agent,
+    )
 
 
 async def _kind_after_password(user: User) -> SessionKind:
@@ -128,9 +143,47 @@ async def _kind_after_password(user: User) -> SessionKind:
 
 
 async def upgrade_after_second_factor(session: Session, client_address: str | None) -> IssuedToken:
-    """A password-only session passed its second factor: a new full token replaces it."""
+    """A password-only session passed its second factor: a new full token replaces it (the
+    second step of the same login: its User-Agent carries over)."""
     async with in_transaction():
         await revoke(session)
         return await issue(
-            session.user, SessionKind.FULL, two_factor_passed=True, client_address=client_address
+            session.user, SessionKind.FULL, two_factor_passed=True, client_address=client_address,
+            user_agent=session.user_agent,
         )
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """One of a user's live sessions, as they see it in their list."""
+
+    session: Session
+    status: LoginStatus  # what it may do as a caller: RIGHTS' status of its kind
+    current: bool        # the session of the request that lists it
+
+
+async def live_sessions(caller: Caller) -> list[LiveSession]:
+    """Every live session of the caller's user, whatever its kind, newest first: one statement.
+    Only a caller who may READ lists them (USER_FIELDS), and such a caller is not held to
+    enrolment (callers.resolve), so neither is any full session of theirs."""
+    rows = await Session.filter(user_id=caller.user_id, revoked_at=None, expires_at__gt=clock.now()).order_by(
+        "-created_at", "-id"
+    )
+    two_factor_on = caller.user.two_factor_enabled
+    current = caller.session.id if caller.session is not None else None
+    return [
+        LiveSession(row, RIGHTS[kind_of_session(row.kind, row.two_factor_passed, two_factor_on, False)].status,
+                    row.id == current)
+        for row in rows
+    ]
+
+
+async def revoke_own_session(caller: Caller, session_id: int) -> None:
+    """End one live session of the caller's own, the current one included; NOT_FOUND for any
+    other (another user's, unknown, already ended): one conditional statement."""
+    caller.require(Act.END_OWN_SESSIONS)
+    now = clock.now()
+    if not await Session.filter(
+        id=session_id, user_id=caller.user_id, revoked_at=None, expires_at__gt=now
+    ).update(revoked_at=now):
+        raise MandateError(NOT_FOUND)

@@ -18,6 +18,9 @@ class Role(str, Enum):
         return 2 if self is Role.MANAGER else 1
 
 
+USER_AGENT_LENGTH = 256  # browsers send about 120 characters; what is past this tells nobody anything
+
+
 class SessionKind(str, Enum):
     PASSWORD = "password"      # passed the password only: may verify a second factor
     ENROLMENT = "enrolment"    # must enrol before anything else
@@ -124,6 +127,9 @@ class Session(Model):
     expires_at = fields.DatetimeField()
     revoked_at = fields.DatetimeField(null=True)
     client_address = fields.CharField(max_length=64, null=True)
+    # The User-Agent of the login that opened it, cut to USER_AGENT_LENGTH (sessions.py): a
+    # note for the user's list of sessions, never used to decide anything.
+    user_agent = fields.CharField(max_length=USER_AGENT_LENGTH, null=True)
     # The secret of an enrolment this session started (Fernet, as a device's): only this
     # session can confirm it, and it ends with the session.
     totp_pending_secret = fields.TextField(null=True)

@@ -24,6 +24,12 @@ def refuse_unstorable(value: str, argument: str | None = None) -> str:
     return value
 
 
+def made_storable(value: str, max_length: int) -> str:
+    """Text a client sends that is kept as a note rather than checked (a User-Agent): what no
+    database of ours can store becomes U+FFFD, and it is cut to `max_length` characters."""
+    return _UNSTORABLE.sub("\ufffd", value[:max_length])
+
+
 def strings_in(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
     """Every string of a JSON value, keys included, with where it stands (`accounts[0].name`)."""
     if isinstance(value, str):

@@ -374,7 +374,8 @@ async def confirm_enrolment(session: Session, raw_code: str, client_address: str
         else:  # an enrolment-only token is spent: a full one replaces it
             await sessions.end_all(user.id)
             new_token = await sessions.issue(
-                user, SessionKind.FULL, two_factor_passed=True, client_address=client_address
+                user, SessionKind.FULL, two_factor_passed=True, client_address=client_address,
+                user_agent=session.user_agent,  # the same login, now enrolled
             )
         await audit.record(
             audit.TOTP_REPLACED if replacing else audit.TOTP_CONFIRMED,

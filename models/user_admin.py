@@ -16,7 +16,7 @@ from mandate.models import audit, crypto, totp
 from mandate.models.credentials import end_what_a_password_change_ends
 from mandate.models.errors import NOT_FOUND, MandateError, bad_input
 from mandate.models.tables import TotpDevice, User
-from mandate.models.users import MIN_PASSWORD_LENGTH, Lookalikes, check_name, check_password, known_emails, normalise_email
+from mandate.models.users import Lookalikes, check_name, check_new_password, check_password_fits, known_emails, normalise_email
 
 
 def _no_user(reference: int | str) -> MandateError:
@@ -36,14 +36,17 @@ async def find_user(reference: int | str) -> User:
 
 async def create_user(
     email: str, name: str, password: str | None, *,
-    min_password_length: int = MIN_PASSWORD_LENGTH, lookalikes: Lookalikes | None = None,
+    weak_password_allowed: bool = False, lookalikes: Lookalikes | None = None,
 ) -> User:
     """A new user; without a password they cannot log in until one is given (`mandate import`).
-    Refused when the email looks like an existing user's (TR 39's confusable skeleton): pass the
-    `lookalikes` of a larger transaction that creates several users, else they are read here."""
+    The password obeys the password rule (users.py), unless `weak_password_allowed` (an import
+    file, which warns instead). Refused when the email looks like an existing user's (TR 39's
+    confusable skeleton): pass the `lookalikes` of a larger transaction that creates several
+    users, else they are read here."""
     email, name = normalise_email(email), check_name(name)
-    password_hash = (crypto.hash_password(check_password(password, min_password_length))
-                     if password is not None else None)
+    if password is not None:
+        check_password_fits(password) if weak_password_allowed else check_new_password(password, email)
+    password_hash = crypto.hash_password(password) if password is not None else None
     try:
         async with in_transaction():
             (lookalikes if lookalikes is not None else await known_emails()).add(email)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 from typing import Iterable
 
 from disarm import skeleton_key
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from mandate.models.errors import bad_input
 from mandate.models.sql import fetch
@@ -15,6 +17,8 @@ from mandate.models.text import refuse_unstorable
 
 # Deliberately plain: one @, no spaces, a dot in the domain; the mailbox decides the rest.
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+", re.ASCII)
+# Counted as NIST SP 800-63B counts: each Unicode code point of the password as sent is one
+# character (no normalisation: the password is hashed as typed, and so checked at login).
 MAX_PASSWORD_LENGTH = 1024
 MIN_PASSWORD_LENGTH = 8
 
@@ -87,10 +91,44 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_password(password: str, min_length: int = MIN_PASSWORD_LENGTH) -> str:
-    refuse_unstorable(password, "password")
-    if not min_length <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise bad_input(f"A password is {min_length} to {MAX_PASSWORD_LENGTH} characters.", "password")
+def check_password_fits(password: str, argument: str = "password") -> str:
+    """What any password we store must be, whoever sets it: storable, and not over the maximum."""
+    refuse_unstorable(password, argument)
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise bad_input(f"A password is at most {MAX_PASSWORD_LENGTH} characters.", argument)
+    return password
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    # zxcvbn's list of the 30,000 passwords most found in leaks (lower case), as a set once.
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def _folded(text: str) -> str:
+    """Compared as people read it: compatibility forms (full-width letters) and case folded."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def password_weakness(password: str, email: str | None = None) -> str | None:
+    """The password rule (API.md "Passwords and sessions"): why this new password is refused, or
+    None. At least MIN_PASSWORD_LENGTH code points, not the user's email whatever its case, not
+    one of the commonly used passwords."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"A password is at least {MIN_PASSWORD_LENGTH} characters."
+    folded = _folded(password)
+    if email is not None and folded == _folded(email):
+        return "A password may not be the email address."
+    if folded in _common_passwords():
+        return "That password is one of the most commonly used ones: choose another."
+    return None
+
+
+def check_new_password(password: str, email: str | None = None, argument: str = "password") -> str:
+    """A new password, whole rule applied (BAD_USER_INPUT with the reason)."""
+    check_password_fits(password, argument)
+    if (weakness := password_weakness(password, email)) is not None:
+        raise bad_input(weakness, argument)
     return password
 
 

@@ -108,7 +108,9 @@ async def test_user_created_without_a_password_cannot_log_in(cli, api):
 
 REFUSED_USER_CREATE = [
     (["not-an-email", "--name", "X", "--no-password"], None, ["email"]),
-    (["x@example.org", "--name", "X", "--password-stdin"], "short\n", ["8 to 1024"]),
+    (["x@example.org", "--name", "X", "--password-stdin"], "short\n", ["at least 8"]),
+    (["x@example.org", "--name", "X", "--password-stdin"], "password1\n", ["commonly used"]),
+    (["x@example.org", "--name", "X", "--password-stdin"], "X@Example.org\n", ["email"]),
     (["x@example.org", "--name", "X", "--password-stdin"], "", ["no password"]),
     (["x@example.org", "--name", "X"], "a-password-on-stdin\n", ["--password-stdin"]),  # no tty, no flag
     (["x@example.org", "--name", " ", "--no-password"], None, ["name"]),

@@ -93,6 +93,8 @@ RULES: dict[str, dict[str, str]] = {
     "own 2FA": full_session({MEMBER: OK, OTHER_MEMBER: "TWO_FACTOR_SETUP_REQUIRED", OTHER_MANAGER: OK, MANAGER: OK}),
     # Changing device: with one's own valid code, enforced or not; without 2FA, enrolTotp's job.
     "replace own device": full_session({MEMBER: OK, OTHER_MEMBER: "FORBIDDEN", OTHER_MANAGER: OK, MANAGER: OK}),
+    # One's own password and sessions: any full session, with or without 2FA.
+    "own sessions": full_session(EVERYONE_FULL),
     # On the tree's account: its managers only (any other account: FORBIDDEN, API.md).
     "manage": full_session({MEMBER: "FORBIDDEN", OTHER_MEMBER: "FORBIDDEN", OTHER_MANAGER: "FORBIDDEN", MANAGER: OK}),
     # From a session that passed the second factor only.
@@ -144,6 +146,8 @@ FIELDS: dict[tuple[str, str], str] = {
     ("Mutation", "resetMemberTwoFactor"): "manage",
     ("Mutation", "createApiToken"): "new API token",
     ("Mutation", "revokeApiToken"): "revoke an API token",
+    ("Mutation", "changePassword"): "own sessions",
+    ("Mutation", "revokeSession"): "own sessions",
     **{("Account", f): "tree" for f in (
         "id", "name", "parent", "children", "descendants", "sites", "viewerRole", "twoFactorEnforcement")},
     ("Account", "twoFactorCompliance"): "managers",
@@ -160,6 +164,7 @@ FIELDS: dict[tuple[str, str], str] = {
     ("User", "recoveryCodesRemaining"): "own",
     ("User", "memberships"): "own",
     ("User", "apiTokens"): "own",
+    ("User", "sessions"): "own",
 }
 
 
@@ -214,6 +219,12 @@ ARGUMENTS: dict[str, Callable[[World, Caller], Any]] = {
     "enforced": lambda w, c: True,
     "name": lambda w, c: "swept",
     "scopes": lambda w, c: ["READ"],
+    "currentPassword": lambda w, c: PASSWORD,
+    "newPassword": lambda w, c: "a-new-password-42",
+}
+# Where one field's argument differs from ARGUMENTS' value of its name.
+FIELD_ARGUMENTS: dict[tuple[str, str], Callable[[World, Caller], Any]] = {
+    ("revokeSession", "id"): lambda w, c: c.session_id or w.ids["dental"],  # one's own session
 }
 
 # --- Introspection and documents ---------------------------------------------------------------
@@ -255,11 +266,12 @@ def selection(f: dict) -> str:
 def arguments(f: dict, world: World, caller: Caller) -> tuple[str, dict]:
     """The operation's variable definitions and values for a field's required arguments."""
     required = [a for a in f["args"] if a["type"]["kind"] == "NON_NULL" and a["defaultValue"] is None]
-    unknown = [a["name"] for a in required if a["name"] not in ARGUMENTS]
+    values = {a["name"]: FIELD_ARGUMENTS.get((f["name"], a["name"]), ARGUMENTS.get(a["name"])) for a in required}
+    unknown = [name for name, value in values.items() if value is None]
     assert not unknown, f"{f['name']}: add a value for {unknown} to ARGUMENTS"
     definitions = ", ".join(f"$arg_{a['name']}: {type_string(a['type'])}" for a in required)
     return (f"({definitions})" if definitions else ""), {
-        f"arg_{a['name']}": ARGUMENTS[a["name"]](world, caller) for a in required
+        f"arg_{name}": value(world, caller) for name, value in values.items()
     }
 
 

@@ -181,3 +181,13 @@ async def test_pending_users_deadlines_cost_one_statement_whatever_their_number(
     assert len(deadlines) == members and sum(d is not None for d in deadlines) == members // 2
     # the caller + roles and sites (2) + the account's ancestors + the pending users + their deadlines
     assert len(statements) == 6, statements
+
+
+async def test_the_sessions_list_costs_one_statement_whatever_the_number_of_sessions(api, seed, statements):
+    await seed(organisation(1, 1))
+    _, token = await api.login_token("grace@example.org")
+    query = "{ me { sessions { id status current userAgent } } }"
+    assert await cost(api, statements, query, token) == 2  # the caller + the user's live sessions
+    for _ in range(9):
+        await api.login_token("grace@example.org")
+    assert await cost(api, statements, query, token) == 2

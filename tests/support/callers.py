@@ -33,6 +33,7 @@ class Caller:
     token: str | None
     email: str | None = None  # whose identity the caller may see as their own
     secret: str | None = None  # the TOTP secret their code comes from (active, or pending enrolment)
+    session_id: str | None = None  # their own session's id, for a caller who may list their sessions
 
 
 @dataclass
@@ -127,4 +128,8 @@ async def build_world(api: Api, seed, clock: Clock, number: int) -> World:
         MANAGE_TOKEN: Caller(manage_token, e["north-manager"], manager.secret),
         MANAGER: Caller(manager.token, e["north-manager"], manager.secret),
     }
+    for who in (MEMBER, OTHER_MEMBER, OTHER_MANAGER, MANAGER):
+        caller = w.callers[who]
+        listed = await api.gql("{ me { sessions { id current } } }", token=caller.token)
+        caller.session_id = next(s["id"] for s in listed.data["me"]["sessions"] if s["current"])
     return w
