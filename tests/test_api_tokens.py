@@ -186,8 +186,10 @@ async def test_a_manage_token_of_a_member_manages_nothing(api, member, clinic):
     'mutation { disableTotp(code: "123456") { email } }',
     'mutation { regenerateRecoveryCodes(code: "123456") }',
     'mutation { createApiToken(name: "another", scopes: [READ]) { token } }',
+    'mutation { replaceTotp(code: "123456") { secret } }',
+    f'mutation {{ changePassword(currentPassword: "{PASSWORD}", newPassword: "a-fresh-passphrase-91") }}',
 ], ids=["login", "enrolTotp", "confirmTotp", "verifyTwoFactor", "disableTotp", "regenerateRecoveryCodes",
-        "createApiToken"])
+        "createApiToken", "replaceTotp", "changePassword"])
 async def test_every_other_mutation_is_forbidden_to_a_token(api, manager, scopes, document):
     token, _ = await api_token(api, manager.token, scopes)
     r = await api.gql(document, token=token)
@@ -301,6 +303,25 @@ async def test_a_password_set_by_the_operator_ends_every_token(api, manager, see
     token, _ = await api_token(api, manager.token, ["READ"])
     await seed({"users": [{"email": worlds.MANAGER, "password": PASSWORD}]})  # even the same one again
     assert not await still_works(api, token)
+
+
+async def test_changing_ones_own_password_ends_every_token(api, manager):
+    token, _ = await api_token(api, manager.token, ["MANAGE"])
+    change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }"
+    r = await api.gql(change, {"c": PASSWORD, "n": "a-fresh-passphrase-91"}, token=manager.token)
+    assert not r.errors, r.body
+    assert not await still_works(api, token)
+    assert await still_works(api, manager.token)  # the session that changed it stays
+
+
+async def test_a_token_ends_no_session_and_may_not_end_one(api, manager):
+    """revokeSession is a session's act: a token asking to end its owner's session is refused."""
+    token, _ = await api_token(api, manager.token, ["MANAGE"])
+    sessions = (await api.gql("{ me { sessions { id current } } }", token=token)).data["me"]["sessions"]
+    assert sessions and not any(s["current"] for s in sessions)  # a token is none of them
+    r = await api.gql("mutation($id: ID!) { revokeSession(id: $id) }", {"id": sessions[0]["id"]}, token=token)
+    assert error_code(r, "FORBIDDEN"), r.body
+    assert await still_works(api, manager.token)
 
 
 async def test_disabling_the_owner_ends_every_token(api, manager):
