@@ -116,7 +116,9 @@ def build(accounts: int, fanout: list[int], sites_per_account: int, users: int, 
 COLUMNS = {
     "users": ("id", "email", "name", "password_hash", "created_at"),
     "totp_devices": ("id", "user_id", "secret", "last_step", "confirmed_at", "created_at"),
-    "accounts": ("id", "name", "parent_id", "enforced", "enforcement_changed_at", "enforcement_changed_by_id"),
+    "accounts": (
+        "id", "name", "parent_id", "enforced", "enforcement_changed_at", "enforcement_changed_by_id", "grace_period_hours",
+    ),
     "sites": ("id", "name", "account_id"),
     "memberships": ("id", "user_id", "account_id", "role"),
     "site_memberships": ("id", "user_id", "site_id"),
@@ -131,7 +133,7 @@ def table_rows(org: Organisation) -> dict[str, list[tuple]]:
             (n, user_id, secret, 0, at, at)
             for n, (user_id, _, _, _, secret, at) in enumerate((u for u in org.users if u[4] is not None), start=1)
         ],
-        "accounts": org.accounts,
+        "accounts": [(*account, 0) for account in org.accounts],  # no grace period
         "sites": org.sites,
         "memberships": org.memberships,
         "site_memberships": org.site_memberships,

@@ -65,7 +65,7 @@ class Account(Model):
     )
     enforced = fields.BooleanField(default=False, db_index=True)
     # Hours a user this switch binds may go on without 2FA from when first seen bound (0: none).
-    grace_period_hours = fields.IntField(default=0)
+    grace_period_hours = fields.IntField(default=0, db_default=0)
     enforcement_changed_at = fields.DatetimeField(null=True)
     enforcement_changed_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL

@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name="Account",
             name="grace_period_hours",
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),  # the rows already there: no grace
         ),
         ops.CreateModel(
             name="GracePeriod",
