@@ -206,15 +206,20 @@ def at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-async def test_the_sessions_list_holds_every_status(api, clinic):
+async def test_the_sessions_list_tells_what_each_session_may_do_now(api, clinic):
     manager = (await api.enrol(await signed_in(api, MANAGER))).token
     await enforce(api, manager, clinic, on=True)
     status, _ = await api.login_token(MEMBER)
     assert status == "ENROLMENT_REQUIRED"
-    await enforce(api, manager, clinic, on=False)  # the member may read again; that session stays enrolment-only
+    await enforce(api, manager, clinic, on=False)  # freed: that session is a full one from its next request
     token = await signed_in(api, MEMBER)
     assert [(s["status"], s["current"]) for s in await sessions_of(api, token)] == [
-        ("AUTHENTICATED", True), ("ENROLMENT_REQUIRED", False),
+        ("AUTHENTICATED", True), ("AUTHENTICATED", False),
+    ]
+    status, _ = await api.login_token(MANAGER)  # 2FA on: the second factor is due
+    assert status == "TWO_FACTOR_REQUIRED"
+    assert [(s["status"], s["current"]) for s in await sessions_of(api, manager)] == [
+        ("TWO_FACTOR_REQUIRED", False), ("AUTHENTICATED", True),
     ]
 
 

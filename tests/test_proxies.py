@@ -189,7 +189,7 @@ async def test_an_unexpected_errors_trace_never_quotes_what_the_client_sent(clie
     await seed_clinic(await clients(), seed)
     hostile = "ua-<script>trace-marker</script>"
 
-    async def failing_login(email: str, password: str, client_address: str | None):
+    async def failing_login(email: str, password: str, client_address: str | None, user_agent: str | None):
         raise ValidationError(f"client_address: Length of '{hostile}' {len(hostile)} > 64")
 
     monkeypatch.setattr(sessions, "login", failing_login)
