@@ -53,12 +53,12 @@ async def set_enforcement(
 
     Rule 1, whole: only a manager of the account (anyone else: FORBIDDEN, whatever their 2FA), and
     only from a login secured by a second factor (TWO_FACTOR_SETUP_REQUIRED)."""
-    if not 0 <= grace_period_hours <= MAX_GRACE_PERIOD_HOURS:
-        raise bad_input(f"gracePeriodHours is 0 to {MAX_GRACE_PERIOD_HOURS:,}.", "gracePeriodHours")
     caller.require(Act.READ)
     view = await viewer.view(account_id)
     require_manager(view)
     caller.require(Act.MANAGE)
+    if not 0 <= grace_period_hours <= MAX_GRACE_PERIOD_HOURS:  # only the account's manager learns the range
+        raise bad_input(f"gracePeriodHours is 0 to {MAX_GRACE_PERIOD_HOURS:,}.", "gracePeriodHours")
     change = dict(
         enforced=enforced,
         grace_period_hours=grace_period_hours,

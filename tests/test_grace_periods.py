@@ -270,3 +270,10 @@ async def test_compliance_lists_users_in_grace_with_their_deadlines(api, ids, cl
     assert abs(timestamp(pending.pop(PRACTICE_MEMBER)) - (seen + 24 * HOUR)) < 5
     assert pending and set(pending.values()) == {None}  # bound, not yet seen
     assert PRACTICE_MANAGER not in pending
+
+
+async def test_a_caller_who_may_not_switch_learns_nothing_of_the_range(api, clinic, manager_login, clock):
+    """Who may not switch this account is FORBIDDEN, whatever the hours asked (rule 1 comes first)."""
+    member = await enrolled(api, MEMBER, clock)
+    assert error_code(await set_grace(api, member.token, clinic, True, 9999), "FORBIDDEN")
+    assert error_code(await set_grace(api, member.token, clinic, True, -1), "FORBIDDEN")
