@@ -61,4 +61,5 @@ class AuthMutations:
     @strawberry.mutation(permission_classes=[MayLogOut])
     async def logout(self, info: strawberry.Info) -> bool:
         await sessions.log_out(info.context.caller, info.context.client_address)
+        info.context.caller_ended()
         return True

@@ -11,10 +11,10 @@ from mandate.config import get_settings
 from mandate.gql import loaders
 from mandate.gql.limits import Work
 from mandate.gql.request_record import current_request
-from mandate.models import callers
+from mandate.models import api_tokens, callers
 from mandate.models.callers import Caller
 from mandate.models.reach import Viewer
-from mandate.models.sessions import IssuedToken
+from mandate.models.sessions import IssuedToken, live_sessions
 
 
 class Context:
@@ -25,6 +25,7 @@ class Context:
         self.user_agent = request.headers.get("user-agent")  # a note on the sessions a login opens
         self.work = Work(get_settings().max_result_objects)
         self._viewer: Viewer | None = None
+        self._caller_ended = False
         self.caller = caller
         current_request().user_id = caller.user_id  # for the log: who sent the request
 
@@ -41,6 +42,18 @@ class Context:
         """After a login or its second step, the rest of the document runs as the new token."""
         self.authorization = f"Bearer {issued.token}"
         self.caller = issued.caller
+
+    def caller_ended(self) -> None:
+        """The caller's own session or token ended in this mutation (logout, disableTotp, revoking
+        it): its answer is still read as the caller who asked, and every mutation after it in the
+        document runs as nobody (the guards of root fields ask `caller_now`)."""
+        self._caller_ended = True
+
+    def caller_now(self, root_field: bool) -> Caller:
+        if root_field and self._caller_ended:
+            self._caller_ended = False
+            self.caller = callers.UNKNOWN
+        return self.caller
 
     async def refresh(self, token: str | None = None) -> None:
         """After a change of the caller's own state (2FA confirmed: the same token, or the new
@@ -75,6 +88,14 @@ class Context:
     @cached_property
     def two_factor_deadlines(self) -> DataLoader:
         return loaders.two_factor_deadlines()
+
+    @cached_property
+    def own_sessions(self) -> DataLoader:
+        return loaders.own(lambda: live_sessions(self.caller), lambda: self.caller.user_id)
+
+    @cached_property
+    def own_api_tokens(self) -> DataLoader:
+        return loaders.own(lambda: api_tokens.live(self.caller.user_id), lambda: self.caller.user_id)
 
     @cached_property
     def account_views(self) -> DataLoader:

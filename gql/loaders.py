@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Hashable
+from typing import Any, Awaitable, Callable, Hashable
 
 from strawberry.dataloader import DataLoader
 
@@ -39,6 +39,17 @@ def two_factor_deadlines() -> DataLoader:
         return [standings[user_id].deadline if user_id in standings else None for user_id in user_ids]
 
     return DataLoader(load)
+
+
+def own(load: Callable[[], Awaitable[Any]], user_id: Callable[[], int | None]) -> DataLoader:
+    """A field only the user themself reads (the guard lets nobody else's through): however many
+    times the caller's own user appears in a document, one load per request."""
+    async def load_own(user_ids: list[int]) -> list[Any]:
+        assert set(user_ids) == {user_id()}, "a field of one's own, asked for another user"
+        value = await load()
+        return [value for _ in user_ids]
+
+    return DataLoader(load_own)
 
 
 _NOT_LOADED = object()

@@ -35,7 +35,8 @@ class _Allows(Guard):
     act: Act
 
     def check(self, source, info, **kwargs):
-        info.context.caller.require(self.act)
+        # A root field (each mutation) asks for the caller as they stand after the mutations before it.
+        info.context.caller_now(info.path.prev is None).require(self.act)
 
 
 def allows(act: Act) -> type[Guard]:

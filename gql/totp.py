@@ -64,7 +64,9 @@ class TotpMutations:
     @strawberry.mutation(permission_classes=[MayChangeOwnSecurity])
     async def disable_totp(self, info: strawberry.Info, code: str) -> UserNode:
         caller = info.context.caller
-        return UserNode.of(await totp.disable(caller.session, code, info.context.client_address))
+        user = await totp.disable(caller.session, code, info.context.client_address)
+        info.context.caller_ended()  # every session of the user ended, this one too
+        return UserNode.of(user)
 
     @strawberry.mutation(permission_classes=[MayChangeOwnSecurity])
     async def regenerate_recovery_codes(self, info: strawberry.Info, code: str) -> list[str]:

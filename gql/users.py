@@ -11,10 +11,8 @@ from mandate.gql.api_tokens import ApiTokenNode
 from mandate.gql.ids import to_global_id
 from mandate.gql.node import Node
 from mandate.gql.permissions import ReadsUserField
-from mandate.models.sessions import live_sessions
 from mandate.models.tables import Role as RoleModel
 from mandate.models.tables import User
-from mandate.models import api_tokens
 from mandate.models.totp import recovery_codes_remaining
 
 if TYPE_CHECKING:
@@ -84,7 +82,7 @@ class UserNode(Node):
         from mandate.gql.sessions import SessionNode
 
         # The guard let only the user themself this far: their sessions are the caller's.
-        return [SessionNode.of(live) for live in await live_sessions(info.context.caller)]
+        return [SessionNode.of(live) for live in await info.context.own_sessions.load(self.pk)]
 
     @strawberry.field(permission_classes=[ReadsUserField])
     async def memberships(self, info: strawberry.Info) -> list[MembershipNode]:
@@ -101,5 +99,5 @@ class UserNode(Node):
     @strawberry.field(
         permission_classes=[ReadsUserField], description="The user's live API tokens: neither revoked nor expired."
     )
-    async def api_tokens(self) -> list[ApiTokenNode]:
-        return [ApiTokenNode.of(api_token) for api_token in await api_tokens.live(self.pk)]
+    async def api_tokens(self, info: strawberry.Info) -> list[ApiTokenNode]:
+        return [ApiTokenNode.of(api_token) for api_token in await info.context.own_api_tokens.load(self.pk)]

@@ -18,8 +18,8 @@ from tortoise.transactions import in_transaction
 from mandate.models import audit, clock
 from mandate.models.callers import Act, Caller
 from mandate.models.crypto import digest, new_api_token
-from mandate.models.errors import NOT_FOUND, MandateError, bad_input
-from mandate.models.tables import ApiToken, ApiTokenScope
+from mandate.models.errors import NOT_FOUND, UNAUTHENTICATED, MandateError, bad_input
+from mandate.models.tables import ApiToken, ApiTokenScope, Session
 from mandate.models.users import check_name
 
 MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 1, 365, 30
@@ -53,6 +53,10 @@ async def create(
     token = new_api_token()
     now = clock.now()
     async with in_transaction():
+        # Not from a session that has ended (a disable, a reset or a password change racing this,
+        # or earlier in the same document): the token would outlive what ended it.
+        if not await _held_live(caller.session):
+            raise MandateError(UNAUTHENTICATED, "This session has ended.")
         api_token = await ApiToken.create(
             user_id=caller.user_id, name=name, token_hash=digest(token), scopes=stored_scopes,
             created_at=now, expires_at=now + timedelta(days=expires_in_days),
@@ -61,6 +65,14 @@ async def create(
             audit.API_TOKEN_CREATED, actor_id=caller.user_id, subject_id=caller.user_id, client_address=client_address
         )
     return IssuedApiToken(token, api_token)
+
+
+async def _held_live(session: Session) -> bool:
+    """Whether the session is live, and stays so until this transaction ends: a conditional UPDATE
+    of its row, which on PostgreSQL waits for a transaction that is ending it and then finds it
+    ended (SQLite has one writer at a time)."""
+    now = clock.now()
+    return await Session.filter(id=session.id, revoked_at=None, expires_at__gt=now).update(revoked_at=None) > 0
 
 
 async def revoke(caller: Caller, token_id: int, client_address: str | None) -> None:

@@ -18,7 +18,7 @@ from mandate.config import get_settings
 from mandate.models import api_tokens, clock, grace, throttle
 from mandate.models.callers import RIGHTS, Act, Caller, LoginStatus, kind_of_session
 from mandate.models.crypto import digest, new_token, verify_password
-from mandate.models.errors import INVALID_CREDENTIALS, NOT_FOUND, MandateError, bad_input
+from mandate.models.errors import INVALID_CREDENTIALS, NOT_FOUND, UNAUTHENTICATED, MandateError, bad_input
 from mandate.models.tables import USER_AGENT_LENGTH, Session, SessionKind, User
 from mandate.models.text import made_storable
 from mandate.models.users import MAX_PASSWORD_LENGTH, normalise_email
@@ -74,8 +74,9 @@ async def issue(
     return IssuedToken(token, session, user)
 
 
-async def revoke(session: Session) -> None:
-    await Session.filter(id=session.id, revoked_at=None).update(revoked_at=clock.now())
+async def revoke(session: Session) -> bool:
+    """Ends the session; False if it had ended already (of two requests ending it, one does)."""
+    return await Session.filter(id=session.id, revoked_at=None).update(revoked_at=clock.now()) > 0
 
 
 async def log_out(caller: Caller, client_address: str | None) -> None:
@@ -146,7 +147,8 @@ async def upgrade_after_second_factor(session: Session, client_address: str | No
     """A password-only session passed its second factor: a new full token replaces it (the
     second step of the same login: its User-Agent carries over)."""
     async with in_transaction():
-        await revoke(session)
+        if not await revoke(session):  # ended meanwhile (a reset, a password change, its other step)
+            raise MandateError(UNAUTHENTICATED, "This session has ended.")
         return await issue(
             session.user, SessionKind.FULL, two_factor_passed=True, client_address=client_address,
             user_agent=session.user_agent,

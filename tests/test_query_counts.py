@@ -191,3 +191,13 @@ async def test_the_sessions_list_costs_one_statement_whatever_the_number_of_sess
     for _ in range(9):
         await api.login_token("grace@example.org")
     assert await cost(api, statements, query, token) == 2
+
+
+async def test_ones_own_sessions_and_tokens_cost_a_statement_each_however_often_one_appears(api, seed, statements):
+    """A user appears many times in a document (as `me`, as the actor of their audit events):
+    their own lists are loaded once each."""
+    await seed(organisation(1, 1))
+    _, token = await api.login_token("grace@example.org")
+    fields = "sessions { id } apiTokens { id }"
+    query = "{ " + " ".join(f"me{n}: me {{ {fields} }}" for n in range(5)) + " }"
+    assert await cost(api, statements, query, token) == 3  # the caller + the sessions + the tokens
