@@ -128,10 +128,14 @@ async def password_checked(
 
 async def login(email: str, password: str, client_address: str | None, user_agent: str | None = None) -> IssuedToken:
     user = await password_checked(email, password, client_address)
-    return await issue(
-        user, await _kind_after_password(user), two_factor_passed=False, client_address=client_address,
-        user_agent=user_agent,
-    )
+    kind = await _kind_after_password(user)
+    async with in_transaction():
+        # The password checked is still theirs, and stays so until the session exists: a change
+        # committing meanwhile (which ends every other session) leaves this login none to open.
+        # FOR UPDATE: on PostgreSQL the read waits for a change under way, then sees it.
+        if not await User.filter(id=user.id, password_hash=user.password_hash).select_for_update().only("id").first():
+            raise MandateError(INVALID_CREDENTIALS)
+        return await issue(user, kind, two_factor_passed=False, client_address=client_address, user_agent=user_agent)
 
 
 async def _kind_after_password(user: User) -> SessionKind:

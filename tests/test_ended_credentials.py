@@ -11,13 +11,15 @@ import asyncio
 
 import pytest
 
-from mandate.models import callers
+from mandate.models import callers, sessions
+from mandate.models.crypto import digest
 from mandate.models.tables import ApiToken, Session
-from tests.support.api import Api, error_code
+from tests.support.api import PASSWORD, Api, error_code
 from tests.support.codes import totp_now
-from tests.support.people import enrolled, password_only
+from tests.support.people import enrolled, password_only, signed_in
 from tests.support.worlds import MANAGER, MEMBER
 
+CHANGE_PASSWORD = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }"
 CREATE = 'mutation { createApiToken(name: "script", scopes: [MANAGE]) { token } }'
 
 
@@ -105,3 +107,30 @@ async def test_one_login_passes_its_second_step_once_whatever_races(api, clinic,
 async def enrolled_session(api: Api, manager, clock) -> str:
     """Another session of the manager's that passed the second factor, on a fresh step."""
     return await api.full_login(MANAGER, manager.secret, clock)
+
+
+async def test_a_login_whose_password_changed_meanwhile_opens_no_session(api, clinic, monkeypatch):
+    """A login held after its password check, while the user changes their password from another
+    session: the old password opens nothing once the change has ended the other sessions."""
+    other = await signed_in(api, MEMBER)
+    held, resume, checked = asyncio.Event(), asyncio.Event(), sessions.password_checked
+
+    async def held_once(*args, **kwargs):
+        user = await checked(*args, **kwargs)
+        if not held.is_set():
+            held.set()
+            await resume.wait()
+        return user
+
+    monkeypatch.setattr(sessions, "password_checked", held_once)
+    logging_in = asyncio.create_task(api.login(MEMBER))
+    await held.wait()
+    r = await api.gql(CHANGE_PASSWORD, {"c": PASSWORD, "n": "a-fresh-passphrase-91"}, token=other)
+    assert not r.errors, r.body
+    resume.set()
+    assert error_code(await logging_in, "INVALID_CREDENTIALS")
+    assert [s.id for s in await Session.filter(user__email=MEMBER, revoked_at=None)] == [await session_id(other)]
+
+
+async def session_id(token: str) -> int:
+    return (await Session.get(token_hash=digest(token))).id

@@ -117,10 +117,11 @@ async def test_a_login_and_its_second_step_cost_the_same_whatever_the_tree(api, 
         assert not (await api.verify(password_only, totp_now(enrolled.secret))).errors
         counts.append((login, len(statements)))
     # login: the address's standing, the email's two throttle keys claimed, the user with their
-    # device, the session; verifyTwoFactor: the caller, the factor's claim (its lock checked in
+    # device, then in one transaction the password checked still theirs (FOR UPDATE) and the
+    # session; verifyTwoFactor: the caller, the factor's claim (its lock checked in
     # it), then in one transaction the step on the device row, the old session revoked, the new
     # one, the throttle cleared
-    assert counts == [(8, 7)] * 2
+    assert counts == [(9, 7)] * 2
 
 
 async def test_a_login_and_its_second_factor_write_the_device_row_never_users(api, member, statements, clock):
@@ -132,8 +133,8 @@ async def test_a_login_and_its_second_factor_write_the_device_row_never_users(ap
     assert result.errors == [], result.body
     written = [statement.split('"')[1] for statement in statements if statement.startswith(("UPDATE", "INSERT", "DELETE"))]
     assert "users" not in written and written.count("totp_devices") == 1, written  # the step, consumed
-    # login (8) and its second step (7): every statement, transactions' included
-    assert len(statements) == 15
+    # login (9) and its second step (7): every statement, transactions' included
+    assert len(statements) == 16
 
 
 GRACE = "mutation($a: ID!, $h: Int) { setEnforcement(accountId: $a, enforced: true, gracePeriodHours: $h) { id } }"
