@@ -15,7 +15,7 @@ from mandate.models.tables import Account, ApiToken, AuditEvent, User
 from mandate.models.user_admin import disable_user
 
 from tests.support import worlds
-from tests.support.api import CLIENT_ADDRESS, PASSWORD, error_code, leaked, timestamp
+from tests.support.api import CLIENT_ADDRESS, PASSWORD, answered, error_code, leaked, timestamp
 from tests.support.api_tokens import CREATE_DEFAULT, api_token, create_api_token, live_tokens, revoke_api_token
 from tests.support.audit import audit_events
 from tests.support.codes import totp_now
@@ -42,11 +42,7 @@ async def me(api, token: str) -> dict:
 
 
 async def still_works(api, token: str) -> bool:
-    r = await api.gql("{ me { id } }", token=token)
-    if r.errors:
-        assert error_code(r, "UNAUTHENTICATED"), r.body
-        return False
-    return True
+    return await answered(api, token, "{ me { id } }", "UNAUTHENTICATED")
 
 
 # --- Creation ------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from mandate.models.crypto import digest
 from mandate.models.tables import ApiToken, Session
 from tests.support.api import PASSWORD, Api, error_code
 from tests.support.codes import totp_now
+from tests.support.holding import held_after
 from tests.support.people import enrolled, password_only, signed_in
 from tests.support.worlds import MANAGER, MEMBER
 
@@ -26,21 +27,6 @@ CREATE = 'mutation { createApiToken(name: "script", scopes: [MANAGE]) { token } 
 @pytest.fixture
 async def manager(api, clinic, clock):
     return await enrolled(api, MANAGER, clock)
-
-
-def held_after_the_caller(monkeypatch) -> tuple[asyncio.Event, asyncio.Event]:
-    """The next request resolves its caller, then waits (held) until `resume` is set."""
-    held, resume, resolve = asyncio.Event(), asyncio.Event(), callers.resolve
-
-    async def held_once(authorization):
-        caller = await resolve(authorization)
-        if not held.is_set():
-            held.set()
-            await resume.wait()
-        return caller
-
-    monkeypatch.setattr(callers, "resolve", held_once)
-    return held, resume
 
 
 # --- Later in the same document -------------------------------------------------------------------
@@ -76,7 +62,7 @@ async def test_enforcement_is_not_switched_after_2fa_was_disabled_in_the_same_do
 
 
 async def test_a_token_is_not_made_from_a_session_a_disable_ended_meanwhile(api, manager, clock, monkeypatch):
-    held, resume = held_after_the_caller(monkeypatch)
+    held, resume = held_after(monkeypatch, callers, "resolve")
     creating = asyncio.create_task(api.gql(CREATE, token=manager.token))
     await held.wait()
     other = await enrolled_session(api, manager, clock)
@@ -94,7 +80,7 @@ async def test_one_login_passes_its_second_step_once_whatever_races(api, clinic,
     the same login (a recovery code) passes: the held one opens no second full session."""
     member = await enrolled(api, MEMBER, clock)
     token = await password_only(api, MEMBER)
-    held, resume = held_after_the_caller(monkeypatch)
+    held, resume = held_after(monkeypatch, callers, "resolve")
     verifying = asyncio.create_task(api.verify(token, totp_now(member.secret)))
     await held.wait()
     assert not (await api.verify(token, member.recovery_codes[0])).errors
@@ -113,16 +99,7 @@ async def test_a_login_whose_password_changed_meanwhile_opens_no_session(api, cl
     """A login held after its password check, while the user changes their password from another
     session: the old password opens nothing once the change has ended the other sessions."""
     other = await signed_in(api, MEMBER)
-    held, resume, checked = asyncio.Event(), asyncio.Event(), sessions.password_checked
-
-    async def held_once(*args, **kwargs):
-        user = await checked(*args, **kwargs)
-        if not held.is_set():
-            held.set()
-            await resume.wait()
-        return user
-
-    monkeypatch.setattr(sessions, "password_checked", held_once)
+    held, resume = held_after(monkeypatch, sessions, "password_checked")
     logging_in = asyncio.create_task(api.login(MEMBER))
     await held.wait()
     r = await api.gql(CHANGE_PASSWORD, {"c": PASSWORD, "n": "a-fresh-passphrase-91"}, token=other)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from mandate.models.tables import Account, AuditEvent
-from tests.support.api import Api, Login, error_code, timestamp
+from tests.support.api import Api, Login, answered, error_code, timestamp
 from tests.support.audit import audit_events
 from tests.support.documents import ACCOUNTS, ME
 from tests.support.enforcement import enforce_with_grace, set_grace
@@ -53,11 +53,7 @@ async def deadline_of(api: Api, token: str) -> float | None:
 
 async def reads_accounts(api: Api, token: str) -> bool:
     """The token is a full session's: it reads the caller's trees (else ENROLMENT_REQUIRED)."""
-    r = await api.gql(ACCOUNTS, token=token)
-    if r.errors:
-        assert error_code(r, "ENROLMENT_REQUIRED"), r.body
-        return False
-    return True
+    return await answered(api, token, ACCOUNTS, "ENROLMENT_REQUIRED")
 
 
 async def switch_events(api: Api, token: str, account_id: str) -> list[str]:

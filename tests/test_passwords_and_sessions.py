@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from mandate.models.tables import AuditEvent
-from tests.support.api import CLIENT_ADDRESS, PASSWORD, Api, app_client, error_code
+from tests.support.api import CLIENT_ADDRESS, PASSWORD, Api, answered, app_client, error_code
 from tests.support.documents import ME
 from tests.support.enforcement import enforce
 from tests.support.people import enrolled, password_only, signed_in
@@ -37,11 +37,7 @@ async def sessions_of(api: Api, token: str) -> list[dict]:
 
 
 async def alive(api: Api, token: str) -> bool:
-    r = await api.gql(ME, token=token)
-    if r.errors:
-        assert error_code(r, "UNAUTHENTICATED"), r.body
-        return False
-    return True
+    return await answered(api, token, ME, "UNAUTHENTICATED")
 
 
 def session_id(pk: int) -> str:

@@ -18,6 +18,7 @@ from tests.support.api import CLIENT_ADDRESS, Api, Login, Result, app_client, er
 from tests.support.audit import audit_events
 from tests.support.codes import totp_now, wrong_code
 from tests.support.documents import DISABLE, ENROL, LOGOUT, ME, REMAINING
+from tests.support.holding import held_after
 from tests.support.people import confirm, enrolled, password_only, signed_in
 from tests.support.throttling import fail, retry_after, verifying, with_full_session
 from tests.support.worlds import LONER, MEMBER, enforcing_manager
@@ -326,16 +327,7 @@ async def test_an_enrolment_begun_before_its_sessions_confirmation_committed_is_
     would swap the device without a code of the current one."""
     token = await signed_in(api, LONER)
     secret = (await api.gql(ENROL, token=token)).data["enrolTotp"]["secret"]
-    held, resume, resolve = asyncio.Event(), asyncio.Event(), callers.resolve
-
-    async def held_once(authorization):
-        caller = await resolve(authorization)
-        if not held.is_set():
-            held.set()
-            await resume.wait()
-        return caller
-
-    monkeypatch.setattr(callers, "resolve", held_once)
+    held, resume = held_after(monkeypatch, callers, "resolve")
     enrolling = asyncio.create_task(api.gql(ENROL, token=token))
     await held.wait()
     assert (await confirm(api, token, totp_now(secret))).errors == []

@@ -60,6 +60,15 @@ def error_code(result: Result, code: str) -> bool:
     return result.code == code and no_data(result)
 
 
+async def answered(api: "Api", token: str, document: str, refusal: str) -> bool:
+    """Whether the token's request is answered; refused, it must be with this code."""
+    r = await api.gql(document, token=token)
+    if r.errors:
+        assert error_code(r, refusal), r.body
+        return False
+    return True
+
+
 def leaked(result: Result, *secrets: str) -> list[str]:
     """Those of `secrets` that appear anywhere in the answer."""
     text = json.dumps(result.body)
