@@ -63,9 +63,6 @@ class ApiTokenMutations:
         permission_classes=[MayRevokeApiToken], description="One of the caller's live tokens, the calling one included."
     )
     async def revoke_api_token(self, info: strawberry.Info, id: strawberry.ID) -> bool:
-        caller = info.context.caller
-        token_id = pk_of(id, "ApiToken", "id")
-        await api_tokens.revoke(caller, token_id, info.context.client_address)
-        if caller.api_token is not None and caller.api_token.id == token_id:
+        if await api_tokens.revoke(info.context.caller, pk_of(id, "ApiToken", "id"), info.context.client_address):
             info.context.caller_ended()
         return True

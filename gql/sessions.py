@@ -59,9 +59,6 @@ class SessionMutations:
         permission_classes=[MayEndOwnSessions], description="Ends one of the caller's own sessions, this one included."
     )
     async def revoke_session(self, info: strawberry.Info, id: strawberry.ID) -> bool:
-        caller = info.context.caller
-        session_id = pk_of(id, "Session", "id")
-        await sessions.revoke_own_session(caller, session_id)
-        if caller.session is not None and caller.session.id == session_id:
+        if await sessions.revoke_own_session(info.context.caller, pk_of(id, "Session", "id")):
             info.context.caller_ended()
         return True

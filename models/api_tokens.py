@@ -72,22 +72,22 @@ async def _held_live(session: Session) -> bool:
     of its row, which on PostgreSQL waits for a transaction that is ending it and then finds it
     ended (SQLite has one writer at a time)."""
     now = clock.now()
-    return await Session.filter(id=session.id, revoked_at=None, expires_at__gt=now).update(revoked_at=None) > 0
+    return await Session.live(now, id=session.id).update(revoked_at=None) > 0
 
 
-async def revoke(caller: Caller, token_id: int, client_address: str | None) -> None:
+async def revoke(caller: Caller, token_id: int, client_address: str | None) -> bool:
     """End one live token of the caller's (the calling token itself included): one conditional
-    UPDATE, so a token that is another user's, unknown, expired or revoked already is NOT_FOUND."""
+    UPDATE, so a token that is another user's, unknown, expired or revoked already is NOT_FOUND.
+    True when it was the calling token: the caller has ended."""
     caller.require(Act.REVOKE_API_TOKEN)
     now = clock.now()
     async with in_transaction():
-        if not await ApiToken.filter(
-            id=token_id, user_id=caller.user_id, revoked_at=None, expires_at__gt=now
-        ).update(revoked_at=now):
+        if not await ApiToken.live(now, id=token_id, user_id=caller.user_id).update(revoked_at=now):
             raise MandateError(NOT_FOUND, "You have no such live API token.")
         await audit.record(
             audit.API_TOKEN_REVOKED, actor_id=caller.user_id, subject_id=caller.user_id, client_address=client_address
         )
+    return caller.api_token is not None and caller.api_token.id == token_id
 
 
 async def revoke_all(user_id: int) -> None:
@@ -98,4 +98,4 @@ async def revoke_all(user_id: int) -> None:
 
 async def live(user_id: int) -> list[ApiToken]:
     """The user's tokens neither revoked nor expired, oldest first: one statement."""
-    return await ApiToken.filter(user_id=user_id, revoked_at=None, expires_at__gt=clock.now()).order_by("id")
+    return await ApiToken.live(clock.now(), user_id=user_id).order_by("id")

@@ -22,7 +22,7 @@ from mandate.models.users import check_new_password
 async def end_what_a_password_change_ends(user_id: int, *, except_session_id: int | None = None) -> int:
     """End every session of the user (but the one that made the change, when given) and every API
     token of theirs; returns how many sessions were live."""
-    live = Session.filter(user_id=user_id, revoked_at=None, expires_at__gt=clock.now())
+    live = Session.live(clock.now(), user_id=user_id)
     if except_session_id is not None:
         live = live.exclude(id=except_session_id)
     ended = await live.count()

@@ -172,9 +172,7 @@ async def live_sessions(caller: Caller) -> list[LiveSession]:
     """Every live session of the caller's user, whatever its kind, newest first: one statement.
     Only a caller who may READ lists them (USER_FIELDS), and such a caller is not held to
     enrolment (callers.resolve), so neither is any full session of theirs."""
-    rows = await Session.filter(user_id=caller.user_id, revoked_at=None, expires_at__gt=clock.now()).order_by(
-        "-created_at", "-id"
-    )
+    rows = await Session.live(clock.now(), user_id=caller.user_id).order_by("-created_at", "-id")
     two_factor_on = caller.user.two_factor_enabled
     current = caller.session.id if caller.session is not None else None
     return [
@@ -184,12 +182,12 @@ async def live_sessions(caller: Caller) -> list[LiveSession]:
     ]
 
 
-async def revoke_own_session(caller: Caller, session_id: int) -> None:
+async def revoke_own_session(caller: Caller, session_id: int) -> bool:
     """End one live session of the caller's own, the current one included; NOT_FOUND for any
-    other (another user's, unknown, already ended): one conditional statement."""
+    other (another user's, unknown, already ended): one conditional statement. True when it was
+    the current one: the caller has ended."""
     caller.require(Act.END_OWN_SESSIONS)
     now = clock.now()
-    if not await Session.filter(
-        id=session_id, user_id=caller.user_id, revoked_at=None, expires_at__gt=now
-    ).update(revoked_at=now):
+    if not await Session.live(now, id=session_id, user_id=caller.user_id).update(revoked_at=now):
         raise MandateError(NOT_FOUND)
+    return caller.session is not None and caller.session.id == session_id

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 
 from tortoise import fields
+from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -30,6 +32,19 @@ class SessionKind(str, Enum):
 class ApiTokenScope(str, Enum):
     READ = "READ"      # every query its owner may make
     MANAGE = "MANAGE"  # READ, and what a session that passed the second factor may manage
+
+
+class Expiring:
+    """Credentials that end by expiry or by revocation (sessions, API tokens): which rows are live,
+    and which have been dead since a given time, said once for both."""
+
+    @classmethod
+    def live(cls, now: datetime, **filters) -> QuerySet:
+        return cls.filter(revoked_at=None, expires_at__gt=now, **filters)
+
+    @classmethod
+    def dead_before(cls, before: datetime) -> QuerySet:
+        return cls.filter(Q(expires_at__lt=before) | Q(revoked_at__lt=before))
 
 
 class User(Model):
@@ -115,7 +130,7 @@ class SiteMembership(Model):
         unique_together = (("user", "site"),)
 
 
-class Session(Model):
+class Session(Expiring, Model):
     id = fields.BigIntField(primary_key=True)
     token_hash = fields.CharField(max_length=64, unique=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
@@ -138,7 +153,7 @@ class Session(Model):
         table = "sessions"
 
 
-class ApiToken(Model):
+class ApiToken(Expiring, Model):
     """A user's token for an automation script: stored as its SHA-256 only, acting as its owner
     within its scopes (models/api_tokens.py)."""
 
