@@ -160,6 +160,7 @@ class Caller:
     session: Session | None = None
     user: User | None = None
     api_token: ApiToken | None = None  # the caller is this API token (then `session` is None)
+    standing: Standing | None = None   # a session caller's standing towards 2FA, as their statement read it
 
     @property
     def user_id(self) -> int | None:
@@ -283,7 +284,7 @@ async def resolve(authorization: str | None) -> Caller:
     standing = Standing.from_db(user.two_factor_enabled, row["grace_hours"], row["grace_started_at"])
     standing = await grace.keep(user.id, standing, now)  # a write only when first seen held, or freed
     kind = kind_of_session(session.kind, session.two_factor_passed, user.two_factor_enabled, standing.must_enrol(now))
-    return Caller(kind, session, user)
+    return Caller(kind, session, user, standing=standing)
 
 
 def _user_from(row: dict) -> User:

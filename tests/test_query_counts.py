@@ -169,6 +169,15 @@ async def test_a_user_in_grace_costs_the_callers_one_statement_and_a_write_when_
     assert await cost(api, statements, "{ me { id } }", token) == 1
 
 
+async def test_ones_own_deadline_is_read_with_the_caller(api, seed, statements):
+    await grace_world(api, seed, 1)
+    _, token = await api.login_token("member0@example.org")
+    statements.clear()
+    r = await api.gql("{ me { twoFactorDeadline } }", token=token)
+    assert r.data["me"]["twoFactorDeadline"] is not None, r.body
+    assert len(statements) == 1, statements  # the caller's statement alone
+
+
 @pytest.mark.parametrize("members", [2, 40])
 async def test_pending_users_deadlines_cost_one_statement_whatever_their_number(api, seed, statements, members):
     manager, group = await grace_world(api, seed, members)
