@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import strawberry
 
 from mandate.gql.audit import DEFAULT_PAGE
-from mandate.gql.documents import SelectsField
+from mandate.gql.documents import fields_named
 from mandate.gql.ids import from_global_id, pk_of, to_global_id
 from mandate.gql.loaders import is_loaded, loaded
 from mandate.gql.node import Node
@@ -16,7 +16,7 @@ from mandate.gql.permissions import CanReadAccount, IsManagerHere, MayRead
 from mandate.gql.users import Role, UserNode
 from mandate.models.errors import NOT_FOUND, MandateError, bad_input
 from mandate.models import reach
-from mandate.models.reach import AccountRow, AccountView, subtree
+from mandate.models.reach import AccountRow, AccountView, Viewer, subtree
 
 if TYPE_CHECKING:
     from mandate.gql.audit import AuditEventConnection
@@ -95,12 +95,23 @@ class AccountNode(Node):
         return AccountNode.of(parent) if parent is not None and parent.readable else None
 
     @strawberry.field(permission_classes=[CanReadAccount])
-    async def children(self, info: strawberry.Info) -> list[AccountNode]:
+    def children(self, info: strawberry.Info) -> list[AccountNode]:
+        # Synchronous when a level above loaded them ahead (see _ahead).
         if not self.view.shows_tree:
             return []
+        viewer = info.context.viewer_if_loaded()
+        rows = loaded(info.context.children, self.view.row.id)
+        if viewer is not None and is_loaded(rows):
+            return self._child_nodes(viewer, rows)
+        return self._load_children(info)
+
+    async def _load_children(self, info: strawberry.Info) -> list[AccountNode]:
         viewer = await info.context.viewer()
-        rows: list[AccountRow] = await info.context.children.load(self.view.row.id)
-        await _sites_ahead(info, [row.id for row in rows])
+        nodes = self._child_nodes(viewer, await info.context.children.load(self.view.row.id))
+        await _ahead(info, [node.view for node in nodes])
+        return nodes
+
+    def _child_nodes(self, viewer: Viewer, rows: list[AccountRow]) -> list[AccountNode]:
         return [AccountNode.of(self.view.below(row, viewer.direct_role(row.id))) for row in rows]
 
     @strawberry.field(
@@ -117,12 +128,12 @@ class AccountNode(Node):
             view = views[row.parent_id].below(row, viewer.direct_role(row.id))
             views[row.id] = view
             result.append(AccountNode.of(view))
-        await _sites_ahead(info, [node.view.row.id for node in result])
+        await _ahead(info, [node.view for node in result])
         return result
 
     @strawberry.field(permission_classes=[CanReadAccount])
     def sites(self, info: strawberry.Info) -> list[SiteNode]:
-        # Synchronous when the level above loaded them ahead (see _sites_ahead).
+        # Synchronous when a level above loaded them ahead (see _ahead).
         rows = loaded(info.context.sites, self.view.row.id)
         return self._site_nodes(rows) if is_loaded(rows) else self._load_sites(info)
 
@@ -162,18 +173,27 @@ class AccountNode(Node):
         return await AuditEventConnection.page(self.view.row.id, first, after)
 
 
-async def _sites_ahead(info: strawberry.Info, account_ids: list[int]) -> None:
-    """When the accounts a list field returns will be asked for their sites, load those sites
-    now, for the whole level in one batch, so each account's `sites` resolves without a wait.
-    The last await before a level is completed: where a request that has held the event loop
-    long lets other callers in (gql/limits.py)."""
+async def _ahead(info: strawberry.Info, views: list[AccountView]) -> None:
+    """Load now what the document will ask of these accounts (a list field's) and of the levels
+    below them: each level's sites, and its children, in one batch per level, so that each
+    account's `sites` and `children` resolve without a wait; the statements are those the
+    levels' DataLoaders would batch anyway. Children are loaded only below accounts that show
+    their tree, and the loop's other callers get their turn between levels (gql/limits.py)."""
     # (graphql-core's resolve info: strawberry's public `selected_fields` expands every path
     # through the fragments, which a few lines of fragments make exponential)
     raw = info._raw_info
-    selects_sites = SelectsField(raw.fragments, "sites")
-    if account_ids and any(selects_sites.of(node.selection_set) for node in raw.field_nodes if node.selection_set):
-        await info.context.sites.load_many(account_ids)
-    await info.context.work.breathe()
+    selection_sets = [node.selection_set for node in raw.field_nodes if node.selection_set]
+    sites_of_level = [view.row.id for view in views]
+    parents = [view.row.id for view in views if view.shows_tree]  # below them, all show theirs
+    while sites_of_level and selection_sets:
+        if fields_named(raw.fragments, selection_sets, "sites"):
+            await info.context.sites.load_many(sites_of_level)
+        await info.context.work.breathe()
+        children = fields_named(raw.fragments, selection_sets, "children")
+        if not children or not parents:
+            return
+        sites_of_level = parents = [row.id for rows in await info.context.children.load_many(parents) for row in rows]
+        selection_sets = [node.selection_set for node in children if node.selection_set]
 
 
 async def reachable_account(info: strawberry.Info, account_id: int) -> AccountView:
@@ -188,7 +208,7 @@ class AccountQueries:
     @strawberry.field(permission_classes=[MayRead], description="The tops of the trees the caller can reach.")
     async def accounts(self, info: strawberry.Info) -> list[AccountNode]:
         nodes = [AccountNode.of(view) for view in await (await info.context.viewer()).tops()]
-        await _sites_ahead(info, [node.view.row.id for node in nodes])
+        await _ahead(info, [node.view for node in nodes])
         return nodes
 
     @strawberry.field(permission_classes=[MayRead])

@@ -91,7 +91,7 @@ def _cors(origins: CorsOrigins) -> list[Middleware]:
 def create_app(*, database_url: str | None = None, manage_database: bool = True) -> Starlette:
     settings = get_settings()
     cors = _cors(settings.cors_origins)
-    schema = build_schema(introspection=settings.introspection)
+    schema = build_schema(introspection=settings.introspection, compiled=settings.compiled_execution)
     crypto.warm_up()
 
     async def graphql(request: Request) -> Response:

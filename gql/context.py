@@ -69,6 +69,10 @@ class Context:
             self._viewer = await Viewer.load(self.caller.user_id)
         return self._viewer
 
+    def viewer_if_loaded(self) -> Viewer | None:
+        """The caller's reach when already loaded (by a guarded field before), else None."""
+        return self._viewer
+
     @cached_property
     def children(self) -> DataLoader:
         return loaders.children()

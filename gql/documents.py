@@ -143,6 +143,28 @@ class SelectsField(SelectionFold[bool]):
         return False
 
 
+def fields_named(fragments: dict[str, FragmentDefinitionNode], selection_sets: list[SelectionSetNode],
+                 name: str) -> list[FieldNode]:
+    """The fields of this name the selection sets ask for, directly or through their fragments
+    (each fragment once), not below: what a level of a tree will ask of the level under it."""
+    found: list[FieldNode] = []
+    visited: set[str] = set()
+    stack = list(selection_sets)
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value == name:
+                    found.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = fragments.get(selection.name.value)
+                if fragment is not None and fragment.name.value not in visited:
+                    visited.add(fragment.name.value)
+                    stack.append(fragment.selection_set)
+    return found
+
+
 class _RootFieldCounts(SelectionFold[Counter[str]]):
     def __init__(self, document: DocumentNode, names: frozenset[str] | None) -> None:
         super().__init__(SelectionFold.fragments_of(document))

@@ -7,6 +7,7 @@ import logging
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import AddValidationRules, DisableIntrospection, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -16,7 +17,7 @@ from mandate.gql.auth import AuthMutations, AuthQueries
 from mandate.gql.documents import ParsedOnce
 from mandate.gql.enforcement import EnforcementMutations
 from mandate.gql.errors import is_expected
-from mandate.gql.execution import lean_execution_context
+from mandate.gql.execution import executor_class
 from mandate.gql.limits import (
     AliasesWithinLimit,
     DepthWithinLimit,
@@ -48,7 +49,7 @@ class MandateSchema(strawberry.Schema):
                 log.error("unexpected error in %s", error.path, exc_info=error.original_error or error)
 
 
-def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+def build_schema(*, introspection: bool = True, compiled: bool = True) -> strawberry.Schema:
     # The same rule classes for every request: ValidationCache is keyed by them. Each works in
     # time linear in the document, whatever its fragments (gql/limits.py).
     rules = [DepthWithinLimit, AliasesWithinLimit, OneAttemptPerDocument, NoReturnIntoLists]
@@ -61,12 +62,14 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
+    config = StrawberryConfig()
     schema = MandateSchema(
         query=Query,
         mutation=Mutation,
         types=[AccountNode, SiteNode, UserNode],
         extensions=extensions,
+        config=config,
+        execution_context_class=executor_class(config, compiled),  # gql/execution.py
     )
-    schema.execution_context_class = lean_execution_context(schema._schema)
     count_objects(schema._schema)
     return schema

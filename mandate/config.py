@@ -166,6 +166,8 @@ class Settings:
     )
     introspection: bool = field(default_factory=lambda: _flag("MANDATE_INTROSPECTION", True))
     playground: bool = field(default_factory=lambda: _flag("MANDATE_PLAYGROUND", True))
+    # Queries run as compiled plans (gql/plan.py); off, graphql-core executes every field itself.
+    compiled_execution: bool = field(default_factory=lambda: _flag("MANDATE_COMPILED_EXECUTION", True))
     # Minutes a password-only or enrolment-only token lives; hours a full session lives.
     partial_token_minutes: int = field(default_factory=lambda: _int("MANDATE_PARTIAL_TOKEN_MINUTES", 10))
     session_hours: int = field(default_factory=lambda: _int("MANDATE_SESSION_HOURS", 12))
