@@ -1,15 +1,10 @@
 """The README's GraphQL documents are real: each one parses and validates against the schema."""
 
-import re
-from pathlib import Path
-
 import pytest
 from graphql import DocumentNode, OperationDefinitionNode, parse, validate
 
 from mandate.gql.schema import build_schema
-
-README = Path(__file__).parents[1] / "README.md"
-BLOCKS = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
+from tests.support.readme import BLOCKS
 
 
 def test_readme_has_the_walkthrough_documents():
