@@ -11,6 +11,12 @@ writes cannot make the answers differ: each caller is seen once by both apps bef
 comparison (a grace period's first sighting, an API token's lastUsedAt), and the domain's clock
 stands still while the comparisons run (lastUsedAt is written again only a minute on).
 
+One allowance, and only where graphql-core itself is shown to need it: sibling fields whose
+statements race on PostgreSQL's pool fail in no fixed order, and graphql-core keeps errors in the
+order they are met. When the reference app, asked the same again, answers in another order, and
+the two answers are the same but for the order of their errors, the case counts as `racing`,
+not as a difference (each corpus prints how many).
+
 Each corpus asserts how many of its comparisons ran as a plan, so that none passes vacuously; and
 two tests break the plan on purpose and require the comparison to tell.
 """
@@ -18,6 +24,7 @@ two tests break the plan on purpose and require the comparison to tell.
 from __future__ import annotations
 
 import ast
+import functools
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,13 +39,17 @@ from graphql import OperationDefinitionNode, OperationType
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes, queries
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from tortoise import connections
 
+from mandate import db
 from mandate.gql import execution, plan
 from mandate.gql.ids import to_global_id
 from mandate.gql.schema import build_schema
 from mandate.models import clock as domain_clock
 from tests.support.api import Api, client_with_settings
-from tests.support.callers import CALLERS, MANAGER, MEMBER, NONE, OTHER_MANAGER, World, build_world
+from tests.support.callers import CALLERS, ENROLMENT_ONLY, MANAGER, NONE, PASSWORD_ONLY, REVOKED, World, build_world
+from tests.support.databases import backend_of, forget_backend
 from tests.support.documents import TREE
 from tests.support.people import enrolled
 from tests.support.readme import BLOCKS
@@ -106,6 +117,7 @@ class Tally:
     with_data: int = 0     # answers with data (partial or whole)
     with_errors: int = 0   # answers with data and at least one error
     several_errors: int = 0
+    racing: int = 0        # answers alike but for the order of errors graphql-core keeps in no fixed order
 
     def count(self, answer: Answer, planned: bool) -> None:
         self.compared += 1
@@ -142,9 +154,30 @@ class Differential:
         compiled, reference = await self.answers(case, caller)
         if tally is not None:
             tally.count(reference, self.plans_run > before)
-        if compiled != reference:
-            return Difference(case, caller, compiled, reference)
-        return None
+        if compiled == reference:
+            return None
+        if await self.racing(case, caller, compiled, reference):
+            if tally is not None:
+                tally.racing += 1
+            return None
+        return Difference(case, caller, compiled, reference)
+
+    async def racing(self, case: Case, caller: str, compiled: Answer, reference: Answer) -> bool:
+        """Whether two answers differ only in the order of errors that graphql-core itself keeps
+        in no fixed order: sibling fields whose statements race on PostgreSQL's pool (each error
+        is kept as its field fails). So: the two answers are the same but for the order of their
+        errors, and, both apps asked the same again, the reference app answers in another order
+        than before, or one of the apps answers as the other did."""
+        if unordered(compiled) != unordered(reference):
+            return False
+        seen_compiled, seen_reference = {compiled}, {reference}
+        for _ in range(RETRIES):
+            again_compiled, again_reference = await self.answers(case, caller)
+            seen_compiled.add(again_compiled)
+            seen_reference.add(again_reference)
+            if len(seen_reference) > 1 or seen_compiled & seen_reference:
+                return all(unordered(answer) == unordered(reference) for answer in seen_compiled | seen_reference)
+        return False
 
     async def differences(self, cases: list[tuple[Case, list[str]]], tally: Tally) -> list[Difference]:
         found = []
@@ -153,6 +186,18 @@ class Differential:
                 if (difference := await self.difference(case, caller, tally)) is not None:
                     found.append(difference)
         return found
+
+
+RETRIES = 12
+
+
+def unordered(answer: Answer) -> tuple:
+    """An answer but for the order of its errors."""
+    if answer.status != 200 or not answer.content.startswith(b"{"):
+        return answer.status, answer.content
+    body = orjson.loads(answer.content)
+    errors = sorted(orjson.dumps(error) for error in body.pop("errors", None) or [])
+    return answer.status, orjson.dumps(body), errors
 
 
 @asynccontextmanager
@@ -199,6 +244,28 @@ async def seed_setting(api: Api, seed, clock) -> Setting:
     tokens[CLINIC_MEMBER] = (await enrolled(api, clinic_member, clock)).token
     tokens[SITE_MEMBER] = (await enrolled(api, site_member, clock)).token
     return Setting(world, tokens, dict(world.ids))
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def without_postgres_jit(database_url):
+    """PostgreSQL's JIT off for this module's database while it runs: PostgreSQL 15 compiles the
+    caller's statement (models/callers.py; its estimate is over jit_above_cost on the suite's
+    near-empty tables) afresh on every request, some 70 ms of each, which would leave room for a
+    few hundred comparisons only. JIT changes no answer; the module's last test puts it back."""
+    if backend_of(database_url) != "postgres":
+        yield
+        return
+
+    async def reconnected(setting: str) -> None:
+        name = (await connections.get("default").execute_query_dict("SELECT current_database() AS name"))[0]["name"]
+        await connections.get("default").execute_script(f'ALTER DATABASE "{name}" {setting}')
+        await db.close()  # (the pool's connections keep the setting they began with)
+        await forget_backend()
+        await db.init(database_url)
+
+    await reconnected("SET jit = off")
+    yield
+    await reconnected("RESET jit")
 
 
 @pytest.fixture
@@ -300,12 +367,12 @@ def suite_documents() -> tuple[list[str], int]:
     return sorted(found), left_out
 
 
-def candidates(type_node: graphql.TypeNode, name: str, ids: dict[str, str]) -> list[Any] | None:
+def candidates(type_node: graphql.TypeNode, ids: dict[str, str]) -> list[Any] | None:
     """Values to try for a variable of this type, None for a type not filled here."""
     if isinstance(type_node, graphql.NonNullTypeNode):
-        return candidates(type_node.type, name, ids)
+        return candidates(type_node.type, ids)
     if isinstance(type_node, graphql.ListTypeNode):
-        inner = candidates(type_node.type, name, ids)
+        inner = candidates(type_node.type, ids)
         return None if inner is None else [[value] for value in inner if value is not None]
     named = SERVED.get_type(type_node.name.value)
     if named is None:
@@ -335,7 +402,7 @@ def bindings(operation: OperationDefinitionNode, ids: dict[str, str]) -> list[di
         return [None]  # type: ignore[list-item]
     options = {}
     for definition in definitions:
-        values = candidates(definition.type, definition.variable.name.value, ids)
+        values = candidates(definition.type, ids)
         if values is None:
             return None
         if not isinstance(definition.type, graphql.NonNullTypeNode):
@@ -345,8 +412,13 @@ def bindings(operation: OperationDefinitionNode, ids: dict[str, str]) -> list[di
     return [{name: values[i % len(values)] for name, values in options.items()} for i in range(count)]
 
 
-def cases_of(documents: list[str], ids: dict[str, str]) -> tuple[list[Case], int]:
-    """The cases of the documents' query operations, and how many operations were skipped."""
+# Callers refused before any resolver reads an argument: the first variable set is enough for them.
+REFUSED = [NONE, REVOKED, PASSWORD_ONLY, ENROLMENT_ONLY]
+
+
+def cases_of(documents: list[str], ids: dict[str, str]) -> tuple[list[tuple[Case, list[str]]], int]:
+    """The cases of the documents' query operations, each with its callers (every caller for the
+    first variable set, those past the refusals for the others), and how many operations were skipped."""
     cases, skipped = [], 0
     for document in documents:
         operations = query_operations(document) or []
@@ -360,7 +432,9 @@ def cases_of(documents: list[str], ids: dict[str, str]) -> tuple[list[Case], int
                 skipped += 1
                 continue
             name = operation.name.value if several and operation.name else None
-            cases += [Case(document, variables, name) for variables in sets]
+            reaching = [caller for caller in ALL_CALLERS if caller not in REFUSED]
+            cases += [(Case(document, variables, name), reaching if i else ALL_CALLERS)
+                      for i, variables in enumerate(sets)]
     return cases, skipped
 
 
@@ -369,7 +443,7 @@ async def test_the_suites_documents_answer_alike(differential, setting):
     cases, skipped = cases_of(documents, setting.ids)
     tally = Tally()
     started = time.perf_counter()
-    found = await differential.differences([(case, ALL_CALLERS) for case in cases], tally)
+    found = await differential.differences(cases, tally)
     elapsed = time.perf_counter() - started
     print(f"suite: {len(documents)} documents, {len(cases)} cases ({skipped} operations skipped, "
           f"{formatted} f-strings left out), {tally} in {elapsed:.1f} s")
@@ -394,7 +468,7 @@ async def test_the_readmes_walkthroughs_answer_alike(differential, setting):
     documents = readme_documents()
     cases, skipped = cases_of(documents, setting.ids)
     tally = Tally()
-    found = await differential.differences([(case, ALL_CALLERS) for case in cases], tally)
+    found = await differential.differences(cases, tally)
     print(f"README: {len(documents)} documents, {len(cases)} cases ({skipped} skipped), {tally}")
     assert found == [], "\n\n".join(map(str, found[:5]))
     assert skipped == 0 and len(documents) >= 6 and tally.planned >= 50, tally
@@ -429,10 +503,15 @@ def examples(strategy: st.SearchStrategy[str], count: int) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-@pytest.fixture(scope="module")
-def generated() -> list[str]:
-    """Generated once for both databases."""
-    return examples(queries(SCHEMA, fields=ROOT_FIELDS, custom_scalars=SCALARS), GENERATED)
+@functools.cache
+def generated_documents() -> tuple[str, ...]:
+    """Generated once for both databases (a module's fixture is set up again for each)."""
+    return tuple(examples(queries(SCHEMA, fields=ROOT_FIELDS, custom_scalars=SCALARS), GENERATED))
+
+
+@pytest.fixture
+def generated() -> tuple[str, ...]:
+    return generated_documents()
 
 
 async def test_generated_documents_answer_alike(differential, generated):
@@ -540,3 +619,88 @@ async def test_the_plans_hard_parts_answer_alike(differential, setting):
     assert tally.several_errors >= 5 and tally.with_errors >= 30, tally
 
 
+
+
+# -- past the object limit --------------------------------------------------------------------------
+
+
+async def test_answers_past_the_object_limit_are_alike(setting, monkeypatch):
+    """MANDATE_MAX_RESULT_OBJECTS lowered in both apps: the tree is refused alike by both, a
+    smaller document is answered alike."""
+    async with differential_apps(monkeypatch, setting.tokens, MANDATE_MAX_RESULT_OBJECTS="6") as differential:
+        for caller in ALL_CALLERS:
+            await differential.answers(Case("{ me { id } }"), caller)
+        tally = Tally()
+        cases = [Case(TREE), Case("{ accounts { id sites { id } } }"), Case("{ accounts { id name } }"),
+                 Case("{ accounts { descendants { id } } me { id } }"),
+                 Case("{ a: accounts { id } b: accounts { id } c: accounts { id } d: accounts { id } }")]
+        refusals = 0
+        for case in cases:
+            for caller in ALL_CALLERS:
+                before = differential.plans_run
+                compiled, reference = await differential.answers(case, caller)
+                assert compiled == reference, str(Difference(case, caller, compiled, reference))
+                refusals += b"QUERY_TOO_COMPLEX" in reference.content
+                tally.count(reference, differential.plans_run > before)
+        print(f"object limit: {tally}, {refusals} refused past the limit")
+        assert refusals >= 4 and tally.with_data >= 10 and tally.planned == tally.compared, (refusals, tally)
+
+
+# -- the plan is really in use, and the comparison really compares ----------------------------------
+
+
+async def test_queries_run_as_plans_only_where_compiled_execution_is_on(differential, setting, monkeypatch):
+    case = Case(TREE)
+    before = differential.plans_run
+    compiled, reference = await differential.answers(case, MANAGER)
+    assert differential.plans_run == before + 1  # the compiled app's request, not the other's
+    assert compiled == reference and compiled.status == 200 and b'"errors"' not in compiled.content
+
+    def refused(self, serially=None):
+        raise RuntimeError("graphql-core's executor ran")
+
+    # graphql-core's own execution of an operation, under both apps' executors
+    generic = next(c for c in StrawberryGraphQLCoreExecutionContext.__mro__ if "execute_operation" in vars(c))
+    monkeypatch.setattr(generic, "execute_operation", refused)
+    planned, unplanned = await differential.answers(case, MANAGER)
+    assert planned == compiled  # the plan answers by itself
+    assert unplanned != reference and b'"data"' not in unplanned.content, unplanned  # its executor failed
+    # What no plan covers (`node`, of an interface) needs graphql-core's executor in the compiled app too.
+    node, _ = await differential.answers(Case(f'{{ node(id: "{setting.ids["north"]}") {{ id }} }}'), MANAGER)
+    assert setting.ids["north"].encode() not in node.content, node
+
+
+def swallow_errors_of_non_null_fields(monkeypatch):
+    """The plan no longer nulls the parent of a non-null field that failed."""
+    def handle_field_error(self, raw_error, return_type, nodes, path):
+        self.add_error(graphql.located_error(raw_error, nodes, path.as_list()), path)
+
+    monkeypatch.setattr(plan.Run, "handle_field_error", handle_field_error)
+
+
+def put_each_error_first(monkeypatch):
+    """The plan keeps its errors in the reverse order."""
+    add_error = plan.Run.add_error
+
+    def reversed_add_error(self, error, path):
+        count = len(self.errors)
+        add_error(self, error, path)
+        if len(self.errors) > count:
+            self.errors.insert(0, self.errors.pop())
+
+    monkeypatch.setattr(plan.Run, "add_error", reversed_add_error)
+
+
+@pytest.mark.parametrize(("sabotage", "document", "caller", "account"), [
+    (swallow_errors_of_non_null_fields, SOURCE_ONLY[0], SITE_MEMBER, "dental"),
+    # (two errors met before any statement, so in one order whatever the database)
+    (put_each_error_first, "{ accounts { id } me { email } }", REVOKED, None),
+], ids=["null propagation dropped", "error order reversed"])
+async def test_the_comparison_tells_a_plan_that_answers_otherwise(differential, setting, monkeypatch,
+                                                                  sabotage, document, caller, account):
+    case = Case(document, {"id": setting.ids[account]} if account else None)
+    assert await differential.difference(case, caller) is None
+    sabotage(monkeypatch)
+    found = await differential.differences([(case, ALL_CALLERS)], Tally())
+    assert caller in [difference.caller for difference in found], "\n\n".join(map(str, found))
+    assert found[0].compiled.status == found[0].reference.status == 200
