@@ -41,7 +41,7 @@ playground:
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
 
-# Mandate against the hand-written floor and PostGraphile 4 on PostgreSQL, with wrk (bench/README.md).
+# Mandate against the hand-written floor and PostGraphile 4 and 5 on PostgreSQL, with wrk (bench/README.md).
 # BENCH_ARGS="--sqlite" for SQLite; bench/run --help for the rest.
 .PHONY: bench
 bench: install-test

@@ -1,14 +1,18 @@
 """Generate a benchmark organisation into an empty Mandate database, fast.
 
     python bench/generate.py [--database-url URL] [--accounts 1101] [--fanout 100,10]
-                             [--sites-per-account 3] [--users 5000] [--out FILE]
+                             [--sites-per-account 3] [--users 5000] [--readers 41]
+                             [--login-users 600] [--out FILE]
 
 The database is migrated first (Mandate's own migrations), then filled with bulk inserts (COPY on
 PostgreSQL, executemany in one transaction on SQLite): a tree of accounts built level by level
 (--fanout children per account at each level, the last number repeating deeper down, stopping at
 --accounts in all, the last level spread evenly over its parents), sites on every account, members
-spread over the tree, and one manager of the root with TOTP on. The manager's email, password and
-TOTP secret go to --out (mode 0600), for the bench to log in with through the API.
+spread over the tree, and one manager of the root with TOTP on. Besides: --readers users with a
+role on the root (every other one a manager, the rest members), who read the whole tree, and
+--login-users members of accounts further down, all with TOTP on, for the bench's sessions and
+logins. Their emails, the password and their TOTP secrets go to --out (mode 0600), for the bench
+to log in with through the API.
 
 Secrets are stored as Mandate stores them: TOTP secrets Fernet-encrypted under MANDATE_SECRET_KEY
 (models/crypto.py), passwords argon2id (one hash, computed once, for every user).
@@ -54,13 +58,16 @@ class Organisation:
     audit_events: list[tuple] = field(default_factory=list)      # id, at, action, account_id, actor_id
     levels: list[int] = field(default_factory=list)
     manager_secret: str = ""
+    readers: list[dict] = field(default_factory=list)      # email, user_id, totp_secret, role
+    login_users: list[dict] = field(default_factory=list)  # email, user_id, totp_secret
 
 
 def level_name(depth: int) -> str:
     return LEVEL_NAMES[depth] if depth < len(LEVEL_NAMES) else "Unit"
 
 
-def build(accounts: int, fanout: list[int], sites_per_account: int, users: int, enforce_every: int) -> Organisation:
+def build(accounts: int, fanout: list[int], sites_per_account: int, users: int, enforce_every: int,
+          readers: int = 0, login_users: int = 0) -> Organisation:
     org = Organisation()
     now = datetime.now(timezone.utc)
     manager_id = 1
@@ -109,6 +116,24 @@ def build(accounts: int, fanout: list[int], sites_per_account: int, users: int, 
             org.site_memberships.append((len(org.site_memberships) + 1, user_id, k % len(org.sites) + 1))
         else:
             org.memberships.append((len(org.memberships) + 1, user_id, k % len(org.accounts) + 1, "MEMBER"))
+
+    # The bench's own users, with secrets it knows: readers of the whole tree (a role on the
+    # root), and members further down who only log in. Roles add no account or site: the tree
+    # every reader reads is the same size whatever their number.
+    deepest = [row[0] for row in org.accounts[-org.levels[-1]:]] if len(org.levels) > 1 else [1]
+    for kind, count in (("reader", readers), ("login", login_users)):
+        for k in range(count):
+            user_id = len(org.users) + 1
+            secret = pyotp.random_base32(length=32)
+            email = f"{kind}{k + 1}@bench.example.org"
+            org.users.append((user_id, email, f"Bench {kind} {k + 1}", password_hash, encrypt_secret(secret), now))
+            if kind == "reader":
+                role = "MANAGER" if k % 2 else "MEMBER"
+                org.memberships.append((len(org.memberships) + 1, user_id, 1, role))
+                org.readers.append({"email": email, "user_id": user_id, "totp_secret": secret, "role": role})
+            else:
+                org.memberships.append((len(org.memberships) + 1, user_id, deepest[k % len(deepest)], "MEMBER"))
+                org.login_users.append({"email": email, "user_id": user_id, "totp_secret": secret})
     return org
 
 
@@ -228,11 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sites-per-account", type=not_negative, default=3, help="(default: %(default)s)")
     parser.add_argument("--users", type=not_negative, default=5000,
                         help="members spread over the tree, besides the root's manager (default: %(default)s)")
+    parser.add_argument("--readers", type=not_negative, default=41,
+                        help="users with a role on the root and TOTP on, who read the whole tree "
+                        "(default: %(default)s)")
+    parser.add_argument("--login-users", type=not_negative, default=600,
+                        help="members of the deepest accounts with TOTP on, for logins (default: %(default)s)")
     parser.add_argument("--enforce-every", type=not_negative, default=7,
                         help="enforcement switched on at every account whose id is a multiple of this; "
                         "0 for none (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help="where the manager's login goes, as JSON (default: bench/.out/generated.json)")
+                        help="where the logins of the manager, readers and login users go, as JSON (default: bench/.out/generated.json)")
     return parser
 
 
@@ -245,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"generate: cannot use the database URL {url!r}")
     started = time.perf_counter()
     asyncio.run(db.migrate(url))
-    org = build(args.accounts, args.fanout, args.sites_per_account, args.users, args.enforce_every)
+    org = build(args.accounts, args.fanout, args.sites_per_account, args.users, args.enforce_every,
+                args.readers, args.login_users)
     try:
         if engine["engine"] == "tortoise.backends.asyncpg":
             asyncio.run(insert_postgres(engine["credentials"], org))
@@ -268,6 +299,9 @@ def main(argv: list[str] | None = None) -> None:
         "memberships": len(org.memberships),
         "site_memberships": len(org.site_memberships),
         "enforced_accounts": sum(1 for row in org.accounts if row[3]),
+        "manager_user_id": 1,
+        "readers": org.readers,
+        "login_users": org.login_users,
     }
     fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -277,7 +311,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Generated {len(org.accounts):,} accounts ({levels}), {len(org.sites):,} sites, "
         f"{len(org.users):,} users ({len(org.memberships):,} account roles, "
         f"{len(org.site_memberships):,} site members), {summary['enforced_accounts']:,} accounts enforced, "
-        f"in {seconds:.1f} s. The root's manager {MANAGER_EMAIL} (TOTP on) is in {args.out}."
+        f"in {seconds:.1f} s. The root's manager {MANAGER_EMAIL}, {len(org.readers):,} readers of the root and "
+        f"{len(org.login_users):,} login users (TOTP on) are in {args.out}."
     )
 
 

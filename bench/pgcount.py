@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections import Counter
 
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
@@ -22,6 +23,7 @@ class StatementCounter:
         self.upstream = (upstream_host, upstream_port)
         self.statements = 0
         self.recent: list[str] = []  # what the messages said, for the last few statements
+        self.texts: Counter[str] = Counter()  # every statement's text, how often
         self.server: asyncio.Server | None = None
         self.port = 0
 
@@ -88,7 +90,9 @@ class StatementCounter:
             writer.close()
 
     def _note(self, text: str) -> None:
-        self.recent = [*self.recent[-199:], " ".join(text.split())]
+        text = " ".join(text.split())
+        self.recent = [*self.recent[-199:], text]
+        self.texts[text] += 1
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

