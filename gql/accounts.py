@@ -10,7 +10,7 @@ import strawberry
 from mandate.gql.audit import DEFAULT_PAGE
 from mandate.gql.documents import fields_named
 from mandate.gql.ids import from_global_id, pk_of, to_global_id
-from mandate.gql.loaders import is_loaded, loaded
+from mandate.gql.loaders import is_loaded, load_ahead, loaded
 from mandate.gql.node import Node
 from mandate.gql.permissions import CanReadAccount, IsManagerHere, MayRead
 from mandate.gql.users import Role, UserNode
@@ -185,14 +185,15 @@ async def _ahead(info: strawberry.Info, views: list[AccountView]) -> None:
     selection_sets = [node.selection_set for node in raw.field_nodes if node.selection_set]
     sites_of_level = [view.row.id for view in views]
     parents = [view.row.id for view in views if view.shows_tree]  # below them, all show theirs
+    work = info.context.work
     while sites_of_level and selection_sets:
         if fields_named(raw.fragments, selection_sets, "sites"):
-            await info.context.sites.load_many(sites_of_level)
+            await load_ahead(info.context.sites, sites_of_level)
         await info.context.work.breathe()
         children = fields_named(raw.fragments, selection_sets, "children")
-        if not children or not parents:
-            return
-        sites_of_level = parents = [row.id for rows in await info.context.children.load_many(parents) for row in rows]
+        if not children or not parents or work.objects + len(sites_of_level) > work.max_objects:
+            return  # (an answer already past the object limit loads nothing more: gql/limits.py)
+        sites_of_level = parents = [row.id for rows in await load_ahead(info.context.children, parents) for row in rows]
         selection_sets = [node.selection_set for node in children if node.selection_set]
 
 

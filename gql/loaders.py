@@ -68,3 +68,13 @@ def loaded(loader: DataLoader, key: Hashable) -> Any:
 
 def is_loaded(value: Any) -> bool:
     return value is not _NOT_LOADED
+
+
+async def load_ahead(loader: DataLoader, keys: list[Hashable]) -> list[Any]:
+    """The values of these keys, loaded in one call of the loader's batch function for the keys
+    it does not hold yet, and kept in it (primed) for the fields that will ask: a whole level of
+    a tree without a future and a task per key, which `load_many` would make."""
+    missing = [key for key in dict.fromkeys(keys) if loader.cache_map.get(key) is None]
+    if missing:
+        loader.prime_many(dict(zip(missing, await loader.load_fn(missing), strict=True)))
+    return [loaded(loader, key) for key in keys]

@@ -73,8 +73,9 @@ class NotCompiled(Exception):
 # A compiled field: (run, source, the parent's path) -> its value, an awaitable of it, or raises
 # the located error of a non-null field (as graphql-core's execute_field does).
 FieldRun = Callable[["Run", Any, "Path | None"], Any]
-# An object's compiled fields: (response key, its run), in document order.
-Fields = list[tuple[str, FieldRun]]
+# An object's compiled fields in document order: (response key, attribute, serialiser, its run);
+# attribute and serialiser are a plain leaf's (None for any other field).
+Fields = list[tuple[str, "str | None", "Callable[[Any], Any] | None", FieldRun]]
 # A completion: (run, info, path, resolved value) -> completed value or awaitable; raises on error.
 Complete = Callable[["Run", GraphQLResolveInfo, Path, Any], Any]
 
@@ -86,7 +87,7 @@ class Run:
 
     def __init__(self, executor: Any) -> None:
         self.executor = executor
-        self.is_awaitable = _quick(executor.is_awaitable)
+        self.is_awaitable = _quick(executor.is_awaitable, plain_types(executor.schema))
         self.variables = executor.variable_values.coerced  # what resolvers get, as strawberry gives it
         self.errors: list[GraphQLError] = []
         self.error_positions: set[Path | None] = set()
@@ -129,12 +130,28 @@ class Run:
 
 
 _NEVER_AWAITABLE = frozenset({dict, list, str, int, float, bool, type(None)})
+_plain_types: weakref.WeakKeyDictionary[GraphQLSchema, frozenset[type]] = weakref.WeakKeyDictionary()
 
 
-def _quick(is_awaitable: Callable[[Any], bool]) -> Callable[[Any], bool]:
+def plain_types(schema: GraphQLSchema) -> frozenset[type]:
+    """The types no value of which is awaitable: the plain ones, and the schema's own object
+    classes (strawberry types: no `__await__`, no coroutines), which most resolvers return."""
+    found = _plain_types.get(schema)
+    if found is None:
+        origins = set()
+        for named in schema.type_map.values():
+            definition = (getattr(named, "extensions", None) or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            origin = getattr(definition, "origin", None)
+            if is_object_type(named) and isinstance(origin, type) and not hasattr(origin, "__await__"):
+                origins.add(origin)
+        found = _plain_types[schema] = _NEVER_AWAITABLE | origins
+    return found
+
+
+def _quick(is_awaitable: Callable[[Any], bool], plain: frozenset[type]) -> Callable[[Any], bool]:
     """The executor's predicate, answered at once for the values most fields give."""
     def quick(value: Any) -> bool:
-        return type(value) not in _NEVER_AWAITABLE and is_awaitable(value)
+        return type(value) not in plain and is_awaitable(value)
 
     return quick
 
@@ -146,7 +163,7 @@ def _non_null(inner: Complete) -> Complete:
     def complete(run: Run, info: GraphQLResolveInfo, path: Path, result: Any) -> Any:
         if isinstance(result, Exception):
             raise result
-        completed = inner(run, info, path, result)
+        completed = None if result is None or result is Undefined else inner(run, info, path, result)
         if completed is None:
             raise TypeError(f"Cannot return null for non-nullable field {info.parent_type}.{info.field_name}.")
         return completed
@@ -275,13 +292,23 @@ def _invalid_return_type(object_type: GraphQLObjectType, result: Any, nodes: lis
 def execute_fields(run: Run, fields: Fields, source: Any, path: Path | None) -> Any:
     """An object's fields in document order; awaitables gathered together, as graphql-core does."""
     results: dict[str, Any] = {}
-    is_awaitable = run.executor.is_awaitable
+    is_awaitable = run.is_awaitable
     awaitable_keys: list[str] = []
     try:
-        for key, run_field in fields:
+        for key, attribute, coerce, run_field in fields:
+            if attribute is not None:  # a plain leaf, read here; a null or a refusal takes its run
+                value = getattr(source, attribute, None)
+                if value is not None:
+                    try:
+                        value = coerce(value)
+                    except Exception:  # noqa: BLE001 - its run words the error
+                        value = None
+                    if value is not None and value is not Undefined:
+                        results[key] = value
+                        continue
             value = run_field(run, source, path)
             results[key] = value
-            if type(value) not in _NEVER_AWAITABLE and is_awaitable(value):
+            if is_awaitable(value):
                 awaitable_keys.append(key)
     except Exception:
         if awaitable_keys:
@@ -374,7 +401,9 @@ class Compiler:
             field = self.schema.get_field(object_type, nodes[0].name.value)
             if field is None:
                 continue  # graphql-core leaves an unknown field out (validation refuses it first)
-            compiled.append((key, self.field(object_type, key, field, nodes)))
+            run_field = self.field(object_type, key, field, nodes)
+            leaf = getattr(run_field, "plain_leaf", None)
+            compiled.append((key, *(leaf or (None, None)), run_field))
         return compiled
 
     def field(self, parent_type: GraphQLObjectType, key: str, field: GraphQLField, nodes: list[FieldNode]) -> FieldRun:
@@ -424,6 +453,7 @@ class Compiler:
                     return coerced
             return fallback(run, source, path)  # a missing attribute, a null or a refusal: graphql-core's words
 
+        run_field.plain_leaf = (attribute, coerce)  # execute_fields reads such a leaf itself
         return run_field
 
     def _direct(self, definition: Any, nodes: list[FieldNode]) -> Callable | None:
