@@ -96,12 +96,13 @@ class AccountNode(Node):
 
     @strawberry.field(permission_classes=[CanReadAccount])
     def children(self, info: strawberry.Info) -> list[AccountNode]:
-        # Synchronous when a level above loaded them ahead (see _ahead).
+        # Synchronous when a level above loaded them ahead (see _ahead), unless the request has
+        # held the loop long enough to let others in first (the loaded way round breathes).
         if not self.view.shows_tree:
             return []
         viewer = info.context.viewer_if_loaded()
         rows = loaded(info.context.children, self.view.row.id)
-        if viewer is not None and is_loaded(rows):
+        if viewer is not None and is_loaded(rows) and not info.context.work.out_of_breath():
             return self._child_nodes(viewer, rows)
         return self._load_children(info)
 

@@ -274,10 +274,14 @@ class Work:
                 self.execution.cancel()  # takes effect at its next await: nothing more is loaded
         raise self.refusal
 
+    def out_of_breath(self) -> bool:
+        """Whether this request's stretch of work has held the loop past BREATHE_AFTER_SECONDS."""
+        return self._stretch_began is not None and time.perf_counter() - self._stretch_began > BREATHE_AFTER_SECONDS
+
     async def breathe(self) -> None:
         """Let the loop's other callers in first, when this request's stretch of work has held it
         past BREATHE_AFTER_SECONDS (a level about to be completed would hold it longer still)."""
-        while self._stretch_began is not None and time.perf_counter() - self._stretch_began > BREATHE_AFTER_SECONDS:
+        while self.out_of_breath():
             await asyncio.sleep(0)  # again after each turn: one long stretch per turn of the loop
 
     def _stretch_ended(self) -> None:

@@ -241,6 +241,6 @@ async def test_a_request_that_holds_the_loop_lets_other_callers_in_between_level
     per_turn = [after - before for before, after in zip(seen, [*seen[1:], completed[0]])]
     assert sum(per_turn) == 1 + 20 * 40
     if patience is None:
-        assert max(per_turn) == 20 * 40, per_turn  # every level in one turn: nobody else got in
+        assert max(per_turn) >= 20 * 40, per_turn  # every level in one turn (loaded ahead, the top's too): nobody else got in
     else:
         assert max(per_turn) <= 40, [n for n in per_turn if n]  # one level of 40 per turn at most
