@@ -211,13 +211,13 @@ def _list(item_type: GraphQLOutputType, complete_item: Complete, nodes: list[Fie
             for index, item in enumerate(result):
                 item_path = Path(path, index, None)
                 if is_awaitable(item):
-                    append(_awaited_item(run, info, item_path, item, item_type, complete_item, nodes))
+                    append(_awaited_field(run, info, item_path, item, item_type, complete_item, nodes))
                     awaitable_indices.append(index)
                     continue
                 try:
                     value = complete_item(run, info, item_path, item)
                     if is_awaitable(value):
-                        append(_completed_item(run, value, item_type, nodes, item_path))
+                        append(_completed_field(run, value, item_type, nodes, item_path))
                         awaitable_indices.append(index)
                     else:
                         append(value)
@@ -233,25 +233,6 @@ def _list(item_type: GraphQLOutputType, complete_item: Complete, nodes: list[Fie
         return _gathered_list(completed, awaitable_indices)
 
     return complete
-
-
-async def _awaited_item(run, info, item_path, item, item_type, complete_item, nodes):
-    try:
-        completed = complete_item(run, info, item_path, await item)
-        if run.is_awaitable(completed):
-            completed = await completed
-    except Exception as raw_error:
-        run.handle_field_error(raw_error, item_type, nodes, item_path)
-        return None
-    return completed
-
-
-async def _completed_item(run, value, item_type, nodes, item_path):
-    try:
-        return await value
-    except Exception as raw_error:
-        run.handle_field_error(raw_error, item_type, nodes, item_path)
-        return None
 
 
 async def _gathered_list(completed: list[Any], indices: list[int]) -> list[Any]:
@@ -536,6 +517,7 @@ class Compiler:
 
 
 async def _awaited_field(run, info, path, result, return_type, complete, nodes):
+    # (a field's awaited value, or a list item's: the item's path and type)
     try:
         completed = complete(run, info, path, await result)
         if run.is_awaitable(completed):
