@@ -190,7 +190,7 @@ async def _ahead(info: strawberry.Info, views: list[AccountView]) -> None:
     while sites_of_level and selection_sets:
         if fields_named(raw.fragments, selection_sets, "sites"):
             await load_ahead(info.context.sites, sites_of_level)
-        await info.context.work.breathe()
+        await work.breathe()
         children = fields_named(raw.fragments, selection_sets, "children")
         if not children or not parents or work.objects + len(sites_of_level) > work.max_objects:
             return  # (an answer already past the object limit loads nothing more: gql/limits.py)

@@ -126,23 +126,6 @@ class SelectionFold(Generic[T]):
                     stack.append((definition, iter(definition.selection_set.selections), []))
 
 
-class SelectsField(SelectionFold[bool]):
-    """Whether a selection set names a field, directly or through its fragments (not below)."""
-
-    def __init__(self, fragments: dict[str, FragmentDefinitionNode], name: str) -> None:
-        super().__init__(fragments)
-        self.name = name
-
-    def combine(self, values: list[bool]) -> bool:
-        return any(values)
-
-    def field(self, node: FieldNode, below: bool | None) -> bool:
-        return node.name.value == self.name
-
-    def walks_into(self, node: FieldNode) -> bool:
-        return False
-
-
 def fields_named(fragments: dict[str, FragmentDefinitionNode], selection_sets: list[SelectionSetNode],
                  name: str) -> list[FieldNode]:
     """The fields of this name the selection sets ask for, directly or through their fragments

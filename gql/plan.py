@@ -230,17 +230,18 @@ def _list(item_type: GraphQLOutputType, complete_item: Complete, nodes: list[Fie
             raise
         if not awaitable_indices:
             return completed
-        return _gathered_list(completed, awaitable_indices)
+        return _gathered(completed, awaitable_indices)
 
     return complete
 
 
-async def _gathered_list(completed: list[Any], indices: list[int]) -> list[Any]:
-    if len(indices) == 1:
-        completed[indices[0]] = await completed[indices[0]]
+async def _gathered(completed: Any, keys: list) -> Any:
+    """A list's or an object's awaitable values, awaited together, put back in their places."""
+    if len(keys) == 1:
+        completed[keys[0]] = await completed[keys[0]]
     else:
-        for index, value in zip(indices, await gather_with_cancel(*(completed[i] for i in indices)), strict=True):
-            completed[index] = value
+        for key, value in zip(keys, await gather_with_cancel(*(completed[key] for key in keys)), strict=True):
+            completed[key] = value
     return completed
 
 
@@ -297,15 +298,7 @@ def execute_fields(run: Run, fields: Fields, source: Any, path: Path | None) -> 
         raise
     if not awaitable_keys:
         return results
-    return _gathered_fields(results, awaitable_keys)
-
-
-async def _gathered_fields(results: dict[str, Any], keys: list[str]) -> dict[str, Any]:
-    if len(keys) == 1:
-        results[keys[0]] = await results[keys[0]]
-    else:
-        results.update(zip(keys, await gather_with_cancel(*(results[key] for key in keys)), strict=True))
-    return results
+    return _gathered(results, awaitable_keys)
 
 
 # -- compiling ------------------------------------------------------------------------------------
@@ -422,17 +415,11 @@ class Compiler:
         fallback = self._resolved_field(parent_type, key, field, nodes, field.resolve, self.completion(field.type, nodes))
 
         def run_field(run: Run, source: Any, path: Path | None) -> Any:
-            value = getattr(source, attribute, Undefined)
-            if value is None and not non_null:
+            # execute_fields has read the attribute and serialised it; this runs when that gave
+            # no value: a null of a nullable leaf is null, anything else graphql-core's path words.
+            if not non_null and getattr(source, attribute, Undefined) is None:
                 return None
-            if value is not None and value is not Undefined:
-                try:
-                    coerced = coerce(value)
-                except Exception:  # noqa: BLE001 - graphql-core's path words the error
-                    coerced = None
-                if coerced is not None and coerced is not Undefined:
-                    return coerced
-            return fallback(run, source, path)  # a missing attribute, a null or a refusal: graphql-core's words
+            return fallback(run, source, path)  # a missing attribute, a null or a refusal
 
         run_field.plain_leaf = (attribute, coerce)  # execute_fields reads such a leaf itself
         return run_field
