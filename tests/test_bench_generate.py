@@ -29,7 +29,7 @@ ROOT = "QWNjb3VudDox"  # Account:1
 def generate(mandate: Mandate, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(GENERATE), "--database-url", mandate.url, "--accounts", "21", "--fanout", "4",
-         "--sites-per-account", "2", "--users", "30", "--enforce-every", "5", "--out", str(out)],
+         "--sites-per-account", "2", "--users", "30", "--readers", "2", "--login-users", "3", "--enforce-every", "5", "--out", str(out)],
         capture_output=True, text=True, env=mandate.env(), cwd=mandate.folder, timeout=120,
     )
 
@@ -59,9 +59,10 @@ async def test_generated_organisation_is_served_and_its_manager_logs_in_with_the
     try:
         result = generate(mandate, tmp_path / "generated.json")
         assert result.returncode == 0, result.stderr
-        # 1 + 4 + 16 accounts, 2 sites each; 30 members (every tenth a site member) and the manager.
+        # 1 + 4 + 16 accounts, 2 sites each; 30 members (every tenth a site member) and the manager,
+        # 2 readers of the root and 3 login users, each with one role.
         assert await table_counts(url) == {
-            "accounts": 21, "sites": 42, "users": 31, "memberships": 28, "site_memberships": 3,
+            "accounts": 21, "sites": 42, "users": 36, "memberships": 33, "site_memberships": 3,
         }
         saved = json.loads((tmp_path / "generated.json").read_text())
         assert saved["levels"] == [1, 4, 16] and saved["root_account_id"] == 1
