@@ -32,7 +32,7 @@ from mandate.models.errors import (
     UNAUTHENTICATED,
     MandateError,
 )
-from mandate.models.grace import SHORTEST_GRACE_SQL, Standing
+from mandate.models.grace import HOLDING_GRACE_SQL, Standing
 from mandate.models.sql import as_datetime, fetch
 from mandate.models.tables import ApiToken, ApiTokenScope, Session, SessionKind, TotpDevice, User
 
@@ -219,7 +219,7 @@ def _statement() -> str:
                s.user_agent, s.totp_pending_secret, u.email, u.name, u.password_hash, u.created_at AS user_created_at,
                d.id AS device_id, d.secret AS device_secret, d.last_step AS device_last_step,
                d.confirmed_at AS device_confirmed_at, d.created_at AS device_created_at,
-               {SHORTEST_GRACE_SQL.format(user_id="s.user_id")} AS grace_hours, g.started_at AS grace_started_at
+               {HOLDING_GRACE_SQL} AS grace_hours, g.started_at AS grace_started_at
         FROM caller_session s JOIN users u ON u.id = s.user_id LEFT JOIN totp_devices d ON d.user_id = u.id
         LEFT JOIN grace_periods g ON g.user_id = u.id
     """

@@ -20,9 +20,16 @@ from mandate.models.tables import TWO_FACTOR_ENABLED_SQL, GracePeriod
 
 MAX_GRACE_PERIOD_HOURS = 8760  # a year
 
-# The shortest grace among the bindings of `bound_to_two_factor` (bound_ctes) whose user is
-# `user_id`; NULL when nothing binds them. A column of a statement that includes those CTEs.
-SHORTEST_GRACE_SQL = "(SELECT MIN(b.grace_hours) FROM bound_to_two_factor b WHERE b.user_id = {user_id})"
+# The shortest grace among the bindings of `bound_to_two_factor` (bound_ctes) of the user `u`,
+# read only while they have no 2FA: NULL when nothing binds them, and for an enrolled user, whom
+# no binding holds (Standing.held). A column of a statement that includes those CTEs and reads
+# the users table as `u`; PostgreSQL and SQLite walk the trees for it only when the user has no
+# 2FA (a CASE's branch, and the CTEs it alone reads, run when taken), so a request of an
+# enrolled user costs no walk.
+HOLDING_GRACE_SQL = (
+    f"CASE WHEN {TWO_FACTOR_ENABLED_SQL} THEN NULL"
+    " ELSE (SELECT MIN(b.grace_hours) FROM bound_to_two_factor b WHERE b.user_id = u.id) END"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +37,7 @@ class Standing:
     """Where a user stands towards 2FA, as one statement read it."""
 
     enrolled: bool
-    grace_hours: int | None      # the shortest grace of the switches that bind them; None: unbound
+    grace_hours: int | None      # the shortest grace of the switches that bind them; None: unbound, or enrolled
     started_at: datetime | None  # first seen bound without 2FA; None: not seen so (or forgotten)
 
     @classmethod
@@ -38,13 +45,9 @@ class Standing:
         return cls(bool(enrolled), None if grace_hours is None else int(grace_hours), as_datetime(started_at))
 
     @property
-    def bound(self) -> bool:
-        return self.grace_hours is not None
-
-    @property
     def held(self) -> bool:
         """Must set up 2FA: bound without it, in grace or past it."""
-        return self.bound and not self.enrolled
+        return not self.enrolled and self.grace_hours is not None
 
     @property
     def deadline(self) -> datetime | None:
@@ -86,7 +89,7 @@ async def standings(user_ids: list[int]) -> dict[int, Standing]:
         f"""
         WITH RECURSIVE {ctes}
         SELECT u.id, {TWO_FACTOR_ENABLED_SQL} AS enrolled, g.started_at,
-               {SHORTEST_GRACE_SQL.format(user_id="u.id")} AS grace_hours
+               {HOLDING_GRACE_SQL} AS grace_hours
         FROM users u LEFT JOIN grace_periods g ON g.user_id = u.id
         WHERE u.id IN ({in_list(user_ids)})
         """,
