@@ -3,6 +3,7 @@ the browser frontends of MANDATE_CORS_ORIGINS."""
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 import orjson
@@ -88,7 +89,11 @@ def _cors(origins: CorsOrigins) -> list[Middleware]:
     )]
 
 
-def create_app(*, database_url: str | None = None, manage_database: bool = True) -> Starlette:
+def create_app(*, database_url: str | None = None, manage_database: bool = True, served: bool = False) -> Starlette:
+    """The app; `served` (the server's own, `served_app`): once started, what start-up built (the
+    schema and its types, the modules, their word lists) is frozen out of the garbage collector's
+    reach, since it lives as long as the process. A full collection walked those 70,000 objects
+    each time (80 ms on the bench's machine); now it walks what requests made."""
     settings = get_settings()
     cors = _cors(settings.cors_origins)
     schema = build_schema(introspection=settings.introspection, compiled=settings.compiled_execution)
@@ -131,12 +136,15 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             return _refusal(400, _no_operation_message(operation_name), media_type)
 
         context = Context(request, await callers.resolve(request.headers.get("authorization")))
-        result = await within_budget(context.work, schema.execute(
-            query,
-            variable_values=variables,
-            context_value=context,
-            operation_name=operation_name,
-        ))
+        try:
+            result = await within_budget(context.work, schema.execute(
+                query,
+                variable_values=variables,
+                context_value=context,
+                operation_name=operation_name,
+            ))
+        finally:
+            context.release()
         request_record.note_execution(query, operation_name, result.errors)
         if result.errors:
             return _answer_with_errors(result, media_type)
@@ -154,6 +162,8 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
     async def lifespan(app: Starlette):
         async with database(app), cleanup.scheduled(settings.cleanup_minutes) as task:
             app.state.cleanup = task  # the scheduled clean-up, None when off
+            if served:
+                gc.freeze()
             yield
 
     return Starlette(
@@ -172,3 +182,8 @@ def create_app(*, database_url: str | None = None, manage_database: bool = True)
             Middleware(AnswerFailures),  # JSON for any failure; 503 when the database does not answer
         ],
     )
+
+
+def served_app() -> Starlette:
+    """What `mandate serve` runs in each worker (uvicorn's factory)."""
+    return create_app(served=True)

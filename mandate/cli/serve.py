@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace, url: str) -> None:
         # off, since by default it believes X-Forwarded-For from 127.0.0.1: the app resolves the
         # client address itself, under MANDATE_TRUSTED_PROXIES (gql/proxies.py).
         uvicorn.run(
-            "mandate.gql.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+            "mandate.gql.app:served_app", factory=True, host=args.host, port=args.port, workers=args.workers,
             access_log=False, log_config=logs.log_config(settings.log_level), proxy_headers=False,
         )
     finally:
