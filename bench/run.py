@@ -400,6 +400,10 @@ class Bench:
             name = self.database_name
             await self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await self.admin(f'CREATE DATABASE "{name}"')
+            # Every server on the same footing: Mandate turns PostgreSQL's JIT off for its own
+            # connections (mandate/db.py: compiling cost more than its statements took), and
+            # here the peers get the same, as a setting of the database they all connect to.
+            await self.admin(f'ALTER DATABASE "{name}" SET jit = off')
             self.database_url = self.server_url(database=name)
         a = self.args
         command = [
