@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Mapping, Optional
 
 import strawberry
 
@@ -33,7 +33,7 @@ class SiteNode(Node):
     account_view: strawberry.Private[AccountView]
 
     @classmethod
-    def of(cls, row: dict, account_view: AccountView) -> SiteNode:
+    def of(cls, row: Mapping, account_view: AccountView) -> SiteNode:
         return cls(id=to_global_id("Site", row["id"]), name=row["name"], account_view=account_view)
 
     @strawberry.field

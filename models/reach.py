@@ -8,10 +8,11 @@ only their own sites. An account is enforced when it or an ancestor has its swit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 from datetime import datetime
 
 from mandate.models.errors import FORBIDDEN, MandateError
-from mandate.models.sql import as_datetime, fetch, in_list
+from mandate.models.sql import as_datetime, fetch_rows, in_list
 from mandate.models.tables import Membership, Role, Site, SiteMembership
 
 ACCOUNT_COLUMNS = "id, name, parent_id, enforced, grace_period_hours, enforcement_changed_at, enforcement_changed_by_id"
@@ -28,7 +29,7 @@ class AccountRow:
     changed_by_id: int | None
 
     @classmethod
-    def from_db(cls, row: dict) -> AccountRow:
+    def from_db(cls, row: Mapping[str, Any]) -> AccountRow:
         return cls(
             id=row["id"],
             name=row["name"],
@@ -84,7 +85,7 @@ class AccountView:
         alone, and an account shown as an enforcement source shows nothing around it."""
         return self.role is not None
 
-    def visible_sites(self, rows: list[dict]) -> list[dict]:
+    def visible_sites(self, rows: Sequence[Mapping]) -> Sequence[Mapping]:
         """Of the account's sites, those the viewer sees: all with a role, their own as a site member."""
         own = self.own_site_ids
         return rows if own is None else [row for row in rows if row["id"] in own]
@@ -114,7 +115,7 @@ async def chains(account_ids: list[int]) -> dict[int, list[AccountRow]]:
     """Each account with its ancestors, itself first, in one statement."""
     if not account_ids:
         return {}
-    rows = await fetch(
+    rows = await fetch_rows(
         f"""
         WITH RECURSIVE up(anchor_id, id, depth) AS (
             SELECT id, id, 0 FROM accounts WHERE id IN ({in_list(account_ids)})
@@ -137,7 +138,7 @@ async def chains(account_ids: list[int]) -> dict[int, list[AccountRow]]:
 
 async def subtree(account_id: int) -> list[tuple[int, AccountRow]]:
     """The accounts strictly below one account, with their depth, parents before children."""
-    rows = await fetch(
+    rows = await fetch_rows(
         f"""
         WITH RECURSIVE down(id, depth) AS (
             SELECT id, 0 FROM accounts WHERE id = ?
@@ -157,7 +158,7 @@ async def subtree(account_id: int) -> list[tuple[int, AccountRow]]:
 # Batch loads for the levels of a tree, one statement per level, in the order of the keys given
 # (a DataLoader's batch functions). Raw SQL: the ORM's query building costs more than the query
 # itself when the IN list holds a thousand ids.
-def _grouped(rows: list[dict], keys: list[int], column: str, make=lambda row: row) -> list[list]:
+def _grouped(rows: Sequence[Mapping], keys: list[int], column: str, make=lambda row: row) -> list[list]:
     """Rows grouped by `column`, one list per key, in the keys' order."""
     groups: dict[int, list] = {key: [] for key in keys}
     for row in rows:
@@ -166,15 +167,15 @@ def _grouped(rows: list[dict], keys: list[int], column: str, make=lambda row: ro
 
 
 async def children_of(parent_ids: list[int]) -> list[list[AccountRow]]:
-    rows = await fetch(
+    rows = await fetch_rows(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE parent_id IN ({in_list(parent_ids)}) ORDER BY name, id",
         parent_ids,
     )
     return _grouped(rows, parent_ids, "parent_id", AccountRow.from_db)
 
 
-async def sites_of(account_ids: list[int]) -> list[list[dict]]:
-    rows = await fetch(
+async def sites_of(account_ids: list[int]) -> list[list[Mapping]]:
+    rows = await fetch_rows(
         f"SELECT id, name, account_id FROM sites WHERE account_id IN ({in_list(account_ids)}) ORDER BY name, id",
         account_ids,
     )

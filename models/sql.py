@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from tortoise import connections
 
@@ -28,12 +28,24 @@ def _numbered(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
 
 
+def _for(conn, sql: str) -> str:
+    return _numbered(sql) if conn.capabilities.dialect == "postgres" else sql
+
+
 async def fetch(sql: str, params: Iterable[Any] = ()) -> list[dict]:
     """Run a query written with `?` placeholders on whichever database is configured."""
     conn = _connection()
-    if conn.capabilities.dialect == "postgres":
-        sql = _numbered(sql)
-    return await conn.execute_query_dict(sql, list(params))
+    return await conn.execute_query_dict(_for(conn, sql), list(params))
+
+
+async def fetch_rows(sql: str, params: Iterable[Any] = ()) -> Sequence[Mapping[str, Any]]:
+    """`fetch` for a SELECT whose rows are only read, by column name: the driver's own rows
+    (asyncpg's Record, sqlite3.Row) as tortoise's `execute_query` gives them, not copied into
+    dicts. For the batch loads of a tree, where copying its 4,400 rows into dicts took a sixth
+    of the request."""
+    conn = _connection()
+    _, rows = await conn.execute_query(_for(conn, sql), list(params))
+    return rows
 
 
 def as_datetime(value: Any) -> datetime | None:
