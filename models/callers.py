@@ -225,7 +225,7 @@ def _statement() -> str:
     """
 
 
-_STATEMENT = _statement()
+SESSION_CALLER_SQL = _statement()  # the caller of a session token: its two parameters, the token's digest and now
 
 
 def kind_of_session(session_kind: SessionKind, two_factor_passed: bool, two_factor_on: bool, must_enrol: bool) -> CallerKind:
@@ -269,7 +269,7 @@ async def resolve(authorization: str | None) -> Caller:
     if token.startswith(API_TOKEN_PREFIX):
         return await _api_token_caller(token)
     now = clock.now()
-    rows = await fetch(_STATEMENT, [digest(token), now])
+    rows = await fetch(SESSION_CALLER_SQL, [digest(token), now])
     if not rows:
         return UNKNOWN
     row = rows[0]
