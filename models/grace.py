@@ -23,9 +23,9 @@ MAX_GRACE_PERIOD_HOURS = 8760  # a year
 # The shortest grace among the bindings of `bound_to_two_factor` (bound_ctes) of the user `u`,
 # read only while they have no 2FA: NULL when nothing binds them, and for an enrolled user, whom
 # no binding holds (Standing.held). A column of a statement that includes those CTEs and reads
-# the users table as `u`; PostgreSQL and SQLite walk the trees for it only when the user has no
-# 2FA (a CASE's branch, and the CTEs it alone reads, run when taken), so a request of an
-# enrolled user costs no walk.
+# the users table as `u`. PostgreSQL runs a CASE's branch, and the CTEs only it reads, only when
+# the branch is taken, so a request of an enrolled user walks no tree
+# (tests/test_caller_statement.py).
 HOLDING_GRACE_SQL = (
     f"CASE WHEN {TWO_FACTOR_ENABLED_SQL} THEN NULL"
     " ELSE (SELECT MIN(b.grace_hours) FROM bound_to_two_factor b WHERE b.user_id = u.id) END"

@@ -8,8 +8,8 @@ only their own sites. An account is enforced when it or an ancestor has its swit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
 from datetime import datetime
+from typing import Any, Mapping, Sequence
 
 from mandate.models.errors import FORBIDDEN, MandateError
 from mandate.models.sql import as_datetime, fetch_rows, in_list
