@@ -122,9 +122,12 @@ class Run:
         positions.add(path)
         self.errors.append(error)
 
-    def settle_in_background(self, awaitables: list) -> None:
-        """A sibling's error is raised at once; the awaitables already made still run to their end."""
-        future = gather(*awaitables, return_exceptions=True)
+    def settle_in_background(self, completed: Any, keys: list) -> None:
+        """A sibling's error is raised at once; the awaitables already made (`completed[key]` for
+        each of `keys`: a list's indices, an object's response keys) still run to their end."""
+        if not keys:
+            return
+        future = gather(*(completed[key] for key in keys), return_exceptions=True)
         self.background.add(future)
         future.add_done_callback(self.background.discard)
 
@@ -225,14 +228,16 @@ def _list(item_type: GraphQLOutputType, complete_item: Complete, nodes: list[Fie
                     run.handle_field_error(raw_error, item_type, nodes, item_path)
                     append(None)
         except Exception:
-            if awaitable_indices:
-                run.settle_in_background([completed[i] for i in awaitable_indices])
+            run.settle_in_background(completed, awaitable_indices)
             raise
-        if not awaitable_indices:
-            return completed
-        return _gathered(completed, awaitable_indices)
+        return _whole(completed, awaitable_indices)
 
     return complete
+
+
+def _whole(completed: Any, keys: list) -> Any:
+    """A completed list or object; an awaitable of it whole when the values at `keys` are awaitable."""
+    return _gathered(completed, keys) if keys else completed
 
 
 async def _gathered(completed: Any, keys: list) -> Any:
@@ -293,12 +298,9 @@ def execute_fields(run: Run, fields: Fields, source: Any, path: Path | None) -> 
             if is_awaitable(value):
                 awaitable_keys.append(key)
     except Exception:
-        if awaitable_keys:
-            run.settle_in_background([results[key] for key in awaitable_keys])
+        run.settle_in_background(results, awaitable_keys)
         raise
-    if not awaitable_keys:
-        return results
-    return _gathered(results, awaitable_keys)
+    return _whole(results, awaitable_keys)
 
 
 # -- compiling ------------------------------------------------------------------------------------
@@ -443,19 +445,22 @@ class Compiler:
         wants_info = len(parameters) == 2
         info_class = self.info_class
 
+        def guarded(source: Any, info: GraphQLResolveInfo) -> Any:
+            """strawberry's Info for the resolver, once every guard has let the caller through."""
+            strawberry_info = info_class(_raw_info=info, _field=definition)
+            for guard in guards:
+                guard.check(source, strawberry_info)
+            return strawberry_info
+
         if definition.is_async:
             async def resolve_async(source: Any, info: GraphQLResolveInfo) -> Any:
-                strawberry_info = info_class(_raw_info=info, _field=definition)
-                for guard in guards:
-                    guard.check(source, strawberry_info)
+                strawberry_info = guarded(source, info)  # (in the coroutine, as strawberry checks them)
                 return await (function(source, strawberry_info) if wants_info else function(source))
 
             return resolve_async
 
         def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
-            strawberry_info = info_class(_raw_info=info, _field=definition)
-            for guard in guards:
-                guard.check(source, strawberry_info)
+            strawberry_info = guarded(source, info)
             return function(source, strawberry_info) if wants_info else function(source)
 
         return resolve
