@@ -15,15 +15,14 @@ import time
 
 import graphql
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, nodes, queries
 
-from mandate.gql.ids import to_global_id
 from mandate.gql.schema import build_schema
 from mandate.models import errors
 from tests.support.api import Api, INTERNALS, PASSWORD
 from tests.support.callers import MANAGER, World, build_world
+from tests.support.generated import IDS, examples
 
 SCHEMA = build_schema().as_str()
 MUTATION_FIELDS = sorted(graphql.build_schema(SCHEMA).mutation_type.fields)  # type: ignore[union-attr]
@@ -36,10 +35,8 @@ KNOWN_CODES = {
     errors.BAD_REQUEST, errors.GRAPHQL_PARSE_FAILED, errors.GRAPHQL_VALIDATION_FAILED,
 }
 
-# Ids of rows the world has (tables start empty, so its primary keys are small numbers) and of
-# rows it has not, and strings a client might send.
+# Strings a client might send (ids: tests/support/generated.py).
 WORLD = World(0)
-IDS = [to_global_id(kind, pk) for kind in ("Account", "Site", "User") for pk in (1, 2, 3, 4, 6, 10**12)]
 STRINGS = [
     *(WORLD.email(who) for who in ("north-manager", "north-member", "south-member", "loner")), PASSWORD,
     "123456", "000000", "abcde-fghij-klmno-pqrst", "YXVkaXQ6MQ==", "Account:1", "",
@@ -61,20 +58,6 @@ BUDGET = [
         queries(SCHEMA, custom_scalars=SCALARS, mode=Mode.NEGATIVE),
         mutations(SCHEMA, custom_scalars=SCALARS, mode=Mode.NEGATIVE)), 50, True),
 ]
-
-
-def examples(strategy: st.SearchStrategy[str], count: int) -> list[str]:
-    """`count` documents of the strategy, the same on every run (derandomised, no database)."""
-    found: list[str] = []
-
-    @settings(max_examples=count, derandomize=True, database=None, deadline=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(document: str) -> None:
-        found.append(document)
-
-    collect()
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,6 @@ import httpx
 import orjson
 import pytest
 from graphql import OperationDefinitionNode, OperationType
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes, queries
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -54,6 +53,7 @@ from tests.support.api import Api, client_with_settings
 from tests.support.callers import CALLERS, ENROLMENT_ONLY, MANAGER, NONE, PASSWORD_ONLY, REVOKED, World, build_world
 from tests.support.databases import backend_of, forget_backend
 from tests.support.documents import TREE
+from tests.support.generated import IDS, examples
 from tests.support.people import enrolled
 from tests.support.readme import BLOCKS
 
@@ -509,10 +509,8 @@ async def test_the_readmes_walkthroughs_answer_alike(differential, setting):
 
 # -- corpus 3: hypothesis-graphql's documents -------------------------------------------------------
 
-# The world's rows have small primary keys (tables start empty): ids that exist, of each kind, and
-# one that does not; strings a client might send. `node` (an interface, never compiled) is left
-# out, so that every document reaches the plan.
-IDS = [to_global_id(kind, pk) for kind in ("Account", "Site", "User") for pk in (1, 2, 3, 4, 6, 10**12)]
+# Ids of rows the world has and has not (tests/support/generated.py), and strings a client might
+# send. `node` (an interface, never compiled) is left out, so that every document reaches the plan.
 STRINGS = ["YXVkaXQ6MQ==", "Account:1", "", "x"]
 SCALARS = {
     "ID": st.one_of(st.sampled_from(IDS), st.text(max_size=8)).map(nodes.String),
@@ -522,24 +520,11 @@ GENERATED = 2500
 ROOT_FIELDS = [name for name in SERVED.query_type.fields if name != "node"]  # type: ignore[union-attr]
 
 
-def examples(strategy: st.SearchStrategy[str], count: int) -> list[str]:
-    """`count` documents of the strategy, the same on every run (derandomised, no database)."""
-    found: list[str] = []
-
-    @settings(max_examples=count, derandomize=True, database=None, deadline=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(document: str) -> None:
-        found.append(document)
-
-    collect()
-    return list(dict.fromkeys(found))
-
-
 @functools.cache
 def generated_documents() -> tuple[str, ...]:
     """Generated once for both databases (a module's fixture is set up again for each)."""
-    return tuple(examples(queries(SCHEMA, fields=ROOT_FIELDS, custom_scalars=SCALARS), GENERATED))
+    # (each document once: the derandomised draw repeats some)
+    return tuple(dict.fromkeys(examples(queries(SCHEMA, fields=ROOT_FIELDS, custom_scalars=SCALARS), GENERATED)))
 
 
 @pytest.fixture
